@@ -1,0 +1,183 @@
+"""fetch_one(url) -> Result: one URL, its redirects and its body, under one total deadline.
+
+This is the one place where requests/urllib3 exceptions become error kinds. Requests are
+sent through a per-thread `HTTPAdapter` rather than `Session.request`: environment
+settings (proxies, CA bundle) are resolved once per host instead of once per request,
+redirects are followed here so every hop's scheme is checked (no `file:` ever) and a
+redirect's body is never read whole, and no cookie jar carries state between URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest, Response
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_environ_proxies
+
+from .deadline import POOL_CLASSES, WATCHDOG, Guard
+from .errors import FetchError, classify
+from .inputs import FETCHABLE
+from .options import Options
+from .result import ErrorKind, Result, one_line, redact_url
+
+CHUNK = 64 * 1024
+REDIRECT_DRAIN = 64 * 1024
+REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
+SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter whose connections report their sockets to the deadline watchdog."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = POOL_CLASSES
+        return manager
+
+
+class Client:
+    """What one worker thread keeps between URLs: its connections and resolved settings.
+
+    Each worker owns one, so nothing here is shared between threads; one connection per
+    host per worker is all a worker can use at a time, so the pool keeps two.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.adapter = _Adapter(pool_connections=64, pool_maxsize=2, max_retries=0)
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self.verify: bool | str = (ca_bundle or True) if options.verify else False
+        self.headers = CaseInsensitiveDict({"User-Agent": options.user_agent, "Accept": "*/*"})
+        self.headers.update(dict(options.headers))
+        self._proxies: dict[str, dict[str, str]] = {}
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """Proxies from the environment (and NO_PROXY), looked up once per origin."""
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        found = self._proxies.get(key)
+        if found is None:
+            found = self._proxies[key] = get_environ_proxies(url)
+        return found
+
+    def close(self) -> None:
+        self.adapter.close()
+
+
+class _Attempt:
+    """Mutable state of one fetch while it runs; becomes the Result at the end."""
+
+    def __init__(self, result: Result, start: float) -> None:
+        self.result = result
+        self.start = start
+
+    def ms(self) -> float:
+        return round((time.monotonic() - self.start) * 1000, 3)
+
+
+def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Result:
+    """Fetch `url` (already normalised) and return its record; never raises."""
+    options = client.options
+    result = Result(url=redact_url(url), line=line, input=source, attempts=1)
+    attempt = _Attempt(result, time.monotonic())
+    with WATCHDOG.watch(attempt.start + options.timeout) as guard:
+        try:
+            _follow(url, client, attempt, guard)
+        except Exception as exc:  # every failure is a record, by design
+            kind, message = classify(exc, guard.expired or guard.remaining() < 0.1, options.timeout)
+            result.error, result.error_message = kind, one_line(redact_url(message))
+    result.elapsed_ms = attempt.ms()
+    result.ok = result.error is None and result.status is not None and 200 <= result.status < 400
+    return result
+
+
+def _follow(url: str, client: Client, attempt: _Attempt, guard: Guard) -> None:
+    """Send, follow redirects while allowed, then count the final body."""
+    options, result = client.options, attempt.result
+    method, headers = options.method, client.headers
+    while True:
+        result.final_url = redact_url(url)
+        response = _send(method, url, headers, client, guard)
+        result.ttfb_ms = attempt.ms()
+        result.status = response.status_code
+        result.content_type = response.headers.get("Content-Type")
+        location = response.headers.get("Location")
+        if not (options.follow_redirects and response.status_code in REDIRECT_CODES and location):
+            break
+        _drain(response, guard)
+        if result.redirects >= options.max_redirects:
+            raise FetchError(ErrorKind.TOO_MANY_REDIRECTS, f"more than {options.max_redirects} redirects")
+        result.redirects += 1
+        target = urljoin(url, location.encode("latin-1").decode("utf-8", "replace"))
+        method, headers = _rebuild(response, method, url, target, headers)
+        url = target
+    _count_body(response, result, options.max_bytes, guard)
+
+
+def _send(method: str, url: str, headers: CaseInsensitiveDict, client: Client, guard: Guard) -> Response:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in FETCHABLE:
+        raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"redirect to scheme '{scheme}:' refused (only http and https)")
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "invalid" or host.endswith(".invalid"):
+        raise FetchError(ErrorKind.DNS, f"{host}: the .invalid top-level domain never resolves (RFC 6761)")
+    request = PreparedRequest()
+    request.prepare(method=method, url=url, headers=headers)
+    remaining = max(guard.remaining(), 0.001)
+    timeout = (min(client.options.connect_timeout, remaining), remaining)
+    return client.adapter.send(request, stream=True, timeout=timeout, verify=client.verify, proxies=client.proxies_for(url))
+
+
+def _rebuild(
+    response: Response, method: str, url: str, target: str, headers: CaseInsensitiveDict
+) -> tuple[str, CaseInsensitiveDict]:
+    """Method and headers for the next hop, as browsers and curl do it."""
+    code = response.status_code
+    if (code == 303 and method != "HEAD") or (code in (301, 302) and method == "POST"):
+        method = "GET"
+    old, new = urlsplit(url), urlsplit(target)
+    if (old.hostname, old.port, old.scheme) != (new.hostname, new.port, new.scheme):
+        headers = CaseInsensitiveDict({k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS})
+    return method, headers
+
+
+def _drain(response: Response, guard: Guard) -> None:
+    """Read a small redirect body so the connection can be reused; drop a big one."""
+    raw, left = response.raw, REDIRECT_DRAIN
+    while left > 0 and not guard.expired:
+        data = raw.read1(min(CHUNK, left))
+        if not data:
+            raw.release_conn()
+            return
+        left -= len(data)
+    raw.close()
+
+
+def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> None:
+    """Stream the body, counting bytes and keeping none, stopping at `cap`."""
+    raw, seen = response.raw, 0
+    try:
+        while True:
+            if guard.expired:
+                raise FetchError(ErrorKind.TIMEOUT, "total deadline reached while reading the body")
+            data = raw.read1(min(CHUNK, cap - seen + 1))
+            if not data:
+                break
+            seen += len(data)
+            if seen > cap:
+                result.truncated = True
+                break
+    finally:
+        result.bytes = min(seen, cap)
+        if result.truncated or guard.expired:
+            raw.close()
+        raw.release_conn()

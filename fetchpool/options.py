@@ -1,0 +1,68 @@
+"""Every fetch setting in one frozen, validated value.
+
+The CLI turns flags into one `Options` at its boundary; the core never sees Click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import __version__
+
+DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
+MAX_CONCURRENCY = 1024
+
+
+class OptionsError(ValueError):
+    """A setting that cannot work; the CLI reports it as a usage error."""
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """`'Name: value'` -> `('Name', 'value')`, refusing what HTTP cannot carry."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c in name for c in " \t\r\n"):
+        raise OptionsError(f"header must look like 'Name: value', got {text!r}")
+    if "\r" in value or "\n" in value:
+        raise OptionsError(f"header value may not contain a line break: {name}")
+    return name, value
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to fetch. Defaults are the CLI's defaults."""
+
+    concurrency: int = 16
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    follow_redirects: bool = True
+    max_redirects: int = 10
+    verify: bool = True
+    max_bytes: int = 10 * 1024 * 1024
+    default_scheme: str = "https"
+    ordered: bool = False
+    read_ahead: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise OptionsError(f"concurrency must be 1..{MAX_CONCURRENCY}")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise OptionsError("timeouts must be positive")
+        if self.max_redirects < 0 or self.max_bytes < 0:
+            raise OptionsError("--max-redirects and --max-bytes cannot be negative")
+        if self.default_scheme not in ("http", "https"):
+            raise OptionsError("default scheme must be http or https")
+        method = self.method.upper()
+        if not method.isalpha():
+            raise OptionsError(f"not an HTTP method: {self.method!r}")
+        object.__setattr__(self, "method", method)
+        if self.read_ahead <= 0:
+            object.__setattr__(self, "read_ahead", 2 * self.concurrency)
+
+    @property
+    def window(self) -> int:
+        """URLs in flight or waiting to be written, at most: bounds memory."""
+        return max(self.read_ahead, self.concurrency)
