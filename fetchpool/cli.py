@@ -35,13 +35,20 @@ class ExitCode(IntEnum):
 class Environment:
     """The streams and what they are connected to, injectable for tests (as httpie does)."""
 
-    stdin: Any = field(default_factory=lambda: sys.stdin)
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: Any = None  # None: the process's own stream, looked up when the command runs
+    stdout: TextIO = None  # type: ignore[assignment]
+    stderr: TextIO = None  # type: ignore[assignment]
     stdin_isatty: bool = field(default_factory=lambda: _isatty(sys.stdin))
     stdout_isatty: bool = field(default_factory=lambda: _isatty(sys.stdout))
     stderr_isatty: bool = field(default_factory=lambda: _isatty(sys.stderr))
     no_color: bool = field(default_factory=lambda: "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb")
+
+    def bind(self) -> Environment:
+        """Fill unset streams from `sys` as they are now (CliRunner swaps them late)."""
+        self.stdin = self.stdin if self.stdin is not None else sys.stdin
+        self.stdout = self.stdout if self.stdout is not None else sys.stdout
+        self.stderr = self.stderr if self.stderr is not None else sys.stderr
+        return self
 
     @property
     def stdin_bytes(self) -> Any:
@@ -59,7 +66,19 @@ class ByteSize(click.ParamType):
     """`10485760`, `512k`, `10M`, `1GiB` -> bytes."""
 
     name = "size"
-    _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+    _UNITS = {
+        "": 1,
+        "b": 1,
+        "k": 1024,
+        "kb": 1024,
+        "kib": 1024,
+        "m": 1024**2,
+        "mb": 1024**2,
+        "mib": 1024**2,
+        "g": 1024**3,
+        "gb": 1024**3,
+        "gib": 1024**3,
+    }
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
@@ -96,22 +115,77 @@ class _Stopper:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True))
-@click.option("-c", "--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=16, show_default=True, help="Requests in flight at once (worker threads).")
+@click.argument(
+    "files", nargs=-1, metavar="[FILE]...", type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(1, MAX_CONCURRENCY),
+    default=16,
+    show_default=True,
+    help="Requests in flight at once (worker threads).",
+)
 @click.option("--ordered", is_flag=True, help="Write records in input order (default: as they complete).")
 @click.option("-X", "--method", default="GET", show_default=True, help="HTTP method, e.g. HEAD.")
-@click.option("-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header; repeatable.")
+@click.option(
+    "-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header; repeatable."
+)
 @click.option("-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header.")
-@click.option("-t", "--timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True, help="Total deadline in seconds for one URL: connect, headers, redirects and body.")
-@click.option("--connect-timeout", type=click.FloatRange(0, min_open=True), default=5.0, show_default=True, help="Deadline in seconds to open a connection.")
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Total deadline in seconds for one URL: connect, headers, redirects and body.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Deadline in seconds to open a connection.",
+)
 @click.option("--follow/--no-follow", default=True, show_default=True, help="Follow redirects.")
-@click.option("--max-redirects", type=click.IntRange(0), default=10, show_default=True, help="Redirects to follow before giving up (too_many_redirects).")
+@click.option(
+    "--max-redirects",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="Redirects to follow before giving up (too_many_redirects).",
+)
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates.")
-@click.option("--max-bytes", type=ByteSize(), default="10M", show_default=True, help="Read at most this much of each body (512k, 10M, ...); then truncated: true.")
-@click.option("--default-scheme", type=click.Choice(["http", "https"]), default="https", show_default=True, help="Scheme for lines without one.")
+@click.option(
+    "--max-bytes",
+    type=ByteSize(),
+    default="10M",
+    show_default=True,
+    help="Read at most this much of each body (512k, 10M, ...); then truncated: true.",
+)
+@click.option(
+    "--default-scheme",
+    type=click.Choice(["http", "https"]),
+    default="https",
+    show_default=True,
+    help="Scheme for lines without one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines on stdout even when it is a terminal.")
-@click.option("--demo", type=click.IntRange(1), is_flag=False, flag_value=200, default=None, metavar="[N]", help="Fetch N (200) URLs from a built-in local server: try fetchpool with no network.")
-@click.option("--traceback", is_flag=True, envvar="FETCHPOOL_DEBUG", help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).")
+@click.option(
+    "--demo",
+    type=click.IntRange(1),
+    is_flag=False,
+    flag_value=200,
+    default=None,
+    metavar="[N]",
+    help="Fetch N (200) URLs from a built-in local server: try fetchpool with no network.",
+)
+@click.option(
+    "--traceback",
+    is_flag=True,
+    envvar="FETCHPOOL_DEBUG",
+    help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
@@ -121,12 +195,14 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     Blank lines and lines starting with # are skipped; lines without a scheme get
     --default-scheme. Exit status: 0 all ok, 1 some failed, 2 usage error, 130 interrupted.
     """
-    env: Environment = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+    env = (ctx.obj if isinstance(ctx.obj, Environment) else Environment()).bind()
     demo = flags.pop("demo")
     if demo is not None and files:
         raise click.UsageError("--demo fetches from its own server: give no FILE with it")
     if demo is None and not files and env.stdin_isatty:
-        click.echo(ctx.get_usage() + "\n\nNo FILE given and stdin is a terminal. Try 'fetchpool --demo' or --help.", err=True)
+        click.echo(
+            ctx.get_usage() + "\n\nNo FILE given and stdin is a terminal. Try 'fetchpool --demo' or --help.", err=True
+        )
         ctx.exit(ExitCode.USAGE)
     if demo is not None and ctx.get_parameter_source("timeout") == click.core.ParameterSource.DEFAULT:
         from .demo import DEMO_TIMEOUT

@@ -54,9 +54,17 @@ _RULES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Error
     ((uex.ReadTimeoutError, rex.ReadTimeout, socket.timeout), ErrorKind.TIMEOUT, "timed out waiting for the server"),
     ((ssl.SSLError, ssl.CertificateError, uex.SSLError, rex.SSLError), ErrorKind.TLS, "TLS error"),
     (uex.ProxyError, ErrorKind.CONNECT, "proxy error"),
-    ((http.client.RemoteDisconnected, http.client.BadStatusLine, http.client.LineTooLong), ErrorKind.PROTOCOL, "bad HTTP response"),
+    (
+        (http.client.RemoteDisconnected, http.client.BadStatusLine, http.client.LineTooLong),
+        ErrorKind.PROTOCOL,
+        "bad HTTP response",
+    ),
     ((uex.InvalidHeader, uex.HeaderParsingError, rex.InvalidHeader), ErrorKind.PROTOCOL, "bad HTTP header"),
-    ((http.client.IncompleteRead, uex.IncompleteRead, ConnectionResetError, rex.ChunkedEncodingError), ErrorKind.READ, "connection broken while reading"),
+    (
+        (http.client.IncompleteRead, uex.IncompleteRead, ConnectionResetError, rex.ChunkedEncodingError),
+        ErrorKind.READ,
+        "connection broken while reading",
+    ),
     ((uex.ProtocolError, http.client.HTTPException), ErrorKind.PROTOCOL, "HTTP protocol error"),
     ((OSError, rex.ConnectionError), ErrorKind.CONNECT, "connection failed"),
 )

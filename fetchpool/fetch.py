@@ -134,7 +134,9 @@ def _send(method: str, url: str, headers: CaseInsensitiveDict, client: Client, g
     request.prepare(method=method, url=url, headers=headers)
     remaining = max(guard.remaining(), 0.001)
     timeout = (min(client.options.connect_timeout, remaining), remaining)
-    return client.adapter.send(request, stream=True, timeout=timeout, verify=client.verify, proxies=client.proxies_for(url))
+    return client.adapter.send(
+        request, stream=True, timeout=timeout, verify=client.verify, proxies=client.proxies_for(url)
+    )
 
 
 def _rebuild(

@@ -70,7 +70,9 @@ def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tu
     if scheme is None:
         text = f"{default_scheme}:{text}" if text.startswith("//") else f"{default_scheme}://{text}"
     elif scheme not in FETCHABLE:
-        return None, _bad(text, ErrorKind.UNSUPPORTED_SCHEME, f"scheme '{scheme}:' is not fetched (only http and https)")
+        return None, _bad(
+            text, ErrorKind.UNSUPPORTED_SCHEME, f"scheme '{scheme}:' is not fetched (only http and https)"
+        )
     if _CONTROL.search(text):
         return None, _bad(original, ErrorKind.INVALID_URL, "control character in URL")
     try:
@@ -89,9 +91,7 @@ def _bad(text: str, kind: ErrorKind, message: str) -> Result:
     return Result.failed(redact_url(text), 0, kind, message)
 
 
-def parse(
-    lines: Iterable[bytes | str | None], source: str = "-", default_scheme: str = "https"
-) -> Iterator[Item]:
+def parse(lines: Iterable[bytes | str | None], source: str = "-", default_scheme: str = "https") -> Iterator[Item]:
     """Number lines from 1, skip blanks and `#` comments, classify the rest."""
     for number, raw in enumerate(lines, start=1):
         item = parse_line(raw, number, source, default_scheme)
@@ -99,9 +99,7 @@ def parse(
             yield item
 
 
-def parse_line(
-    raw: bytes | str | None, number: int, source: str = "-", default_scheme: str = "https"
-) -> Item | None:
+def parse_line(raw: bytes | str | None, number: int, source: str = "-", default_scheme: str = "https") -> Item | None:
     """One line -> a target, a failure record, or None for blank and comment lines."""
     if raw is None:
         return Result.failed("", number, ErrorKind.INVALID_URL, f"line longer than {MAX_LINE_BYTES} bytes", source)

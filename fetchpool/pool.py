@@ -49,7 +49,9 @@ def _work(seq: int, target: Target) -> tuple[int, Result | None]:
     try:
         result = fetch_one(target.url, _client(), target.line, target.input)
     except BaseException as exc:  # noqa: BLE001 - the promise is one record per line
-        result = Result.failed(target.url, target.line, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}", target.input)
+        result = Result.failed(
+            target.url, target.line, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}", target.input
+        )
     return seq, result
 
 

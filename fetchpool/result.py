@@ -54,14 +54,13 @@ class Result:
         return d
 
     @classmethod
-    def failed(
-        cls, url: str, line: int, kind: ErrorKind, message: str, source: str = "-"
-    ) -> Result:
+    def failed(cls, url: str, line: int, kind: ErrorKind, message: str, source: str = "-") -> Result:
         """A record for a line that was never fetched (or failed before any reply)."""
         return cls(url=url, line=line, input=source, error=kind, error_message=message)
 
 
 FIELDS: tuple[str, ...] = tuple(Result.__dataclass_fields__)
+
 
 def redact_url(url: str) -> str:
     """Mask the password of `scheme://user:pass@host` so it never reaches output."""
@@ -73,7 +72,7 @@ def redact_url(url: str) -> str:
     if not at or ":" not in userinfo:
         return url
     user = userinfo.split(":", 1)[0]
-    return f"{head}://{user}:***@{rest[len(userinfo) + 1:]}"
+    return f"{head}://{user}:***@{rest[len(userinfo) + 1 :]}"
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -1,0 +1,58 @@
+"""Shared fixtures: real loopback servers, and no proxy settings leaking in from the machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import TestServer, running
+
+PROXY_VARS = (
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests only ever talk to 127.0.0.1; a proxy from the machine must not interfere."""
+    for var in PROXY_VARS + ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[TestServer]:
+    with running(TestServer()) as srv:
+        yield srv  # type: ignore[misc]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for running the CLI as a subprocess: no proxies, no colour games."""
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, input: bytes | None = None, timeout: float = 60, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `python -m fetchpool ARGS` with pipes (so stdout is not a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fetchpool", *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env=cli_env(),
+        cwd=Path(__file__).parent,
+        **kw,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,135 @@
+"""Real HTTP servers on 127.0.0.1 for the tests: a well-behaved one with many endpoints."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Endpoints (all GET/HEAD/POST):
+
+    /ok                 200 "ok"
+    /status/N           status N
+    /bytes/N            N bytes of body
+    /delay/MS           200 after MS milliseconds
+    /redirect/N         N hops of 302 ending at /ok
+    /to?url=U&code=C    redirect (C, default 302) to U
+    /loop               302 to itself
+    /echo               200, JSON of method, path and request headers
+    /drip?ms=M          200 headers then one byte every M ms, forever
+    """
+
+    protocol_version = "HTTP/1.1"
+    server: TestServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        self.server.hits += 1
+        self.server.seen.append((self.command, self.path, dict(self.headers.items())))
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        segments = parts.path.strip("/").split("/")
+        name, arg = segments[0], (segments[1] if len(segments) > 1 else "")
+        try:
+            handler = getattr(self, f"ep_{name}")
+        except AttributeError:
+            return self.reply(404, b"not found\n")
+        try:
+            handler(arg, query)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for key, value in (headers or {"Content-Type": "text/plain"}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def ep_ok(self, arg: str, query: dict[str, str]) -> None:
+        self.reply(200, b"ok\n")
+
+    def ep_status(self, arg: str, query: dict[str, str]) -> None:
+        self.reply(int(arg), b"status\n")
+
+    def ep_bytes(self, arg: str, query: dict[str, str]) -> None:
+        self.reply(200, b"x" * int(arg), {"Content-Type": "application/octet-stream"})
+
+    def ep_delay(self, arg: str, query: dict[str, str]) -> None:
+        time.sleep(int(arg) / 1000)
+        self.reply(200, b"late\n")
+
+    def ep_redirect(self, arg: str, query: dict[str, str]) -> None:
+        hops = int(arg)
+        self.reply(302, b"", {"Location": f"/redirect/{hops - 1}" if hops > 1 else "/ok"})
+
+    def ep_to(self, arg: str, query: dict[str, str]) -> None:
+        self.reply(int(query.get("code", 302)), b"", {"Location": query["url"]})
+
+    def ep_loop(self, arg: str, query: dict[str, str]) -> None:
+        self.reply(302, b"", {"Location": "/loop"})
+
+    def ep_echo(self, arg: str, query: dict[str, str]) -> None:
+        body = json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items())})
+        self.reply(200, body.encode(), {"Content-Type": "application/json"})
+
+    def ep_drip(self, arg: str, query: dict[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        pause = int(query.get("ms", 500)) / 1000
+        for _ in range(100000):
+            self.wfile.write(b"x")
+            self.wfile.flush()
+            if self.server.closing.wait(pause):
+                return
+
+
+class TestServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.hits = 0
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.closing = threading.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+@contextmanager
+def running(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        getattr(server, "closing", threading.Event()).set()
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,197 @@
+"""The command end to end: as a subprocess with pipes and signals, and via CliRunner."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import cli_env, run_cli
+
+from fetchpool import __version__
+from fetchpool.cli import Environment, ExitCode, main
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def records(stdout: bytes) -> list[dict]:
+    lines = stdout.decode().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def invoke(args: list[str], input: str = "", **env: bool) -> click.testing.Result:
+    environment = Environment(stdin=io.BytesIO(input.encode()), **env)
+    return CliRunner().invoke(main, args, obj=environment, catch_exceptions=False)
+
+
+def test_version() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and __version__ in proc.stdout.decode()
+
+
+def test_stdin_pipe_gives_json_lines_and_exit_0(server) -> None:
+    urls = "".join(server.url(f"/ok?i={i}") + "\n" for i in range(20))
+    proc = run_cli("-c", "8", input=urls.encode())
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    got = records(proc.stdout)
+    assert sorted(r["line"] for r in got) == list(range(1, 21))
+    assert all(r["ok"] and r["status"] == 200 for r in got)
+    assert proc.stderr == b""  # stderr is not a terminal: no summary, nothing else
+
+
+def test_file_dash_and_stdin_are_the_same(server, tmp_path) -> None:
+    text = f"{server.url('/ok')}\n# c\n{server.url('/status/404')}\n"
+    path = tmp_path / "urls.txt"
+    path.write_text(text)
+    from_file = records(run_cli(str(path)).stdout)
+    from_dash = records(run_cli("-", input=text.encode()).stdout)
+    from_stdin = records(run_cli(input=text.encode()).stdout)
+    key = [(r["line"], r["status"]) for r in sorted(from_file, key=lambda r: r["line"])]
+    assert key == [(1, 200), (3, 404)]
+    for other in (from_dash, from_stdin):
+        assert [(r["line"], r["status"]) for r in sorted(other, key=lambda r: r["line"])] == key
+    assert {r["input"] for r in from_file} == {str(path)} and {r["input"] for r in from_dash} == {"-"}
+
+
+def test_exit_1_when_any_record_is_not_ok(server) -> None:
+    proc = run_cli(input=f"{server.url('/ok')}\n{server.url('/status/500')}\n".encode())
+    assert proc.returncode == ExitCode.FAILURES
+    assert len(records(proc.stdout)) == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["/no/such/file.txt"],
+        ["/"],
+        ["-H", "no colon here", "-"],
+        ["-c", "0", "-"],
+        ["--timeout", "-1", "-"],
+        ["--demo", "5", "x.txt"],
+        ["--max-bytes", "lots", "-"],
+    ],
+)
+def test_exit_2_on_usage_errors_without_traceback(args: list[str]) -> None:
+    proc = run_cli(*args, input=b"")
+    assert proc.returncode == ExitCode.USAGE
+    assert b"Traceback" not in proc.stderr and proc.stderr.strip() and proc.stdout == b""
+
+
+def test_exit_2_when_stdin_is_a_terminal_and_no_file() -> None:
+    result = invoke([], stdin_isatty=True)
+    assert result.exit_code == ExitCode.USAGE
+    assert "Usage:" in result.output and "--demo" in result.output
+
+
+def _wait_for_line(proc: subprocess.Popen[bytes], deadline: float = 10) -> bytes:
+    assert proc.stdout is not None
+    end = time.monotonic() + deadline
+    line = proc.stdout.readline()
+    assert line and time.monotonic() < end
+    return line
+
+
+def _slow_run(server, sig: int, tmp_path: Path) -> tuple[int, float, bytes, bytes]:
+    urls = [server.url("/ok?fast")] + [server.url(f"/delay/8000?i={i}") for i in range(20)]
+    path = tmp_path / "slow.txt"
+    path.write_text("\n".join(urls) + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fetchpool", "-c", "4", "-t", "30", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    first = _wait_for_line(proc)
+    start = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=10)
+    return proc.returncode, time.monotonic() - start, first + out, err
+
+
+def test_ctrl_c_stops_promptly_keeps_finished_records_and_exits_130(server, tmp_path) -> None:
+    code, took, out, err = _slow_run(server, signal.SIGINT, tmp_path)
+    assert code == ExitCode.INTERRUPTED
+    assert took < 2.0, took
+    got = records(out)
+    assert [r["url"] for r in got] == [server.url("/ok?fast")]
+    assert b"Traceback" not in err
+
+
+def test_sigterm_stops_like_ctrl_c_with_143(server, tmp_path) -> None:
+    code, took, out, err = _slow_run(server, signal.SIGTERM, tmp_path)
+    assert code == ExitCode.TERMINATED and took < 2.0
+    assert len(records(out)) == 1 and b"Traceback" not in err
+
+
+def test_broken_pipe_exits_quietly(server, tmp_path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fetchpool", "-c", "8", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    first = _wait_for_line(proc)
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `| head -1`
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=15)
+    assert json.loads(first)["status"] == 200
+    assert proc.returncode == ExitCode.BROKEN_PIPE
+    assert time.monotonic() - start < 5
+    assert err == b"", err.decode()
+
+
+def test_shell_head_one_is_quiet(server, tmp_path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
+    cmd = f"{sys.executable} -m fetchpool {path} | head -1"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=30, env=cli_env())
+    assert len(proc.stdout.splitlines()) == 1 and proc.stderr == b""
+
+
+def test_demo_runs_offline_and_shows_every_outcome() -> None:
+    proc = run_cli("--demo", "60", "--json", timeout=60)
+    got = records(proc.stdout)
+    assert len(got) == 60
+    assert all(r["url"].startswith("http://127.0.0.1:") for r in got)
+    outcomes = {r["error"] or r["status"] for r in got}
+    assert {200, 404, "timeout"} <= outcomes
+    assert proc.returncode == ExitCode.FAILURES
+
+
+def test_terminal_stdout_gets_a_table_and_stderr_terminal_a_summary(server) -> None:
+    result = invoke(
+        [], input=f"{server.url('/ok')}\n{server.url('/status/404')}\n", stdout_isatty=True, stderr_isatty=True
+    )
+    assert result.exit_code == ExitCode.FAILURES
+    assert "STATUS" in result.stdout and "404" in result.stdout and server.url("/ok") in result.stdout
+    assert "2 URLs in" in result.stderr and "1 ok" in result.stderr and "1 4xx" in result.stderr
+
+
+def test_json_flag_forces_json_on_a_terminal(server) -> None:
+    result = invoke(["--json"], input=server.url("/ok") + "\n", stdout_isatty=True)
+    assert json.loads(result.stdout)["status"] == 200
+
+
+def test_every_option_is_documented_in_the_readme() -> None:
+    readme = README.read_text()
+    for param in main.params:
+        for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", []):
+            if opt.startswith("-"):
+                assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", readme), f"{opt} missing from README"
+
+
+def test_every_exit_code_is_documented_in_the_readme() -> None:
+    readme = README.read_text()
+    for code in ExitCode:
+        assert f"| {code.value} |" in readme, code
