@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import click
 
 from . import __version__
-from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header
+from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
 
 
 class ExitCode(IntEnum):
@@ -237,6 +237,10 @@ def _options(flags: dict[str, Any]) -> Options:
             max_bytes=flags["max_bytes"],
             default_scheme=flags["default_scheme"],
             ordered=flags["ordered"],
+            retries=flags["retries"],
+            backoff=flags["backoff"],
+            retry_on=parse_retry_on(flags["retry_on"]),
+            max_retry_wait=flags["max_retry_wait"],
         )
     except OptionsError as exc:
         raise click.UsageError(str(exc)) from None

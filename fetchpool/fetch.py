@@ -23,7 +23,8 @@ from .deadline import POOL_CLASSES, WATCHDOG, Guard
 from .errors import FetchError, classify
 from .inputs import FETCHABLE
 from .options import Options
-from .result import ErrorKind, Result, one_line, redact_url
+from .result import ErrorKind, Result, one_line, redact_text, redact_url
+from .retry import retry_delay
 
 CHUNK = 64 * 1024
 REDIRECT_DRAIN = 64 * 1024
@@ -59,6 +60,14 @@ class Client:
         self.headers = CaseInsensitiveDict({"User-Agent": options.user_agent, "Accept": "*/*"})
         self.headers.update(dict(options.headers))
         self._proxies: dict[str, dict[str, str]] = {}
+        self._secrets = [v for k, v in options.headers if k.lower() in SECRET_HEADERS and len(v) >= 4]
+
+    def redact(self, text: str) -> str:
+        """Take credentials out of a message: URL passwords and secret header values."""
+        text = redact_text(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def proxies_for(self, url: str) -> dict[str, str]:
         """Proxies from the environment (and NO_PROXY), looked up once per origin."""
@@ -74,42 +83,65 @@ class Client:
 
 
 class _Attempt:
-    """Mutable state of one fetch while it runs; becomes the Result at the end."""
+    """Mutable state of one attempt while it runs; becomes the Result at the end."""
 
     def __init__(self, result: Result, start: float) -> None:
         self.result = result
         self.start = start
+        self.retry_after: str | None = None
 
     def ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 3)
 
 
 def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Result:
-    """Fetch `url` (already normalised) and return its record; never raises."""
+    """Fetch `url` (already normalised), retrying as the options say; never raises.
+
+    Waits between attempts in this thread: the simple path for library callers. The
+    pool instead uses `fetch_attempt` and schedules retries without holding a worker.
+    """
+    started, attempt = time.monotonic(), 1
+    while True:
+        result, retry_after = fetch_attempt(url, client, line, source, attempt, started)
+        delay = retry_delay(result, retry_after, client.options)
+        if delay is None:
+            return result
+        time.sleep(delay)
+        attempt += 1
+
+
+def fetch_attempt(
+    url: str, client: Client, line: int = 0, source: str = "-", attempt: int = 1, started: float | None = None
+) -> tuple[Result, str | None]:
+    """One attempt under one total deadline -> its record and any `Retry-After` header.
+
+    `elapsed_ms` counts from `started`, the first attempt's start, so it covers them all.
+    """
     options = client.options
-    result = Result(url=redact_url(url), line=line, input=source, attempts=1)
-    attempt = _Attempt(result, time.monotonic())
-    with WATCHDOG.watch(attempt.start + options.timeout) as guard:
+    result = Result(url=redact_url(url), line=line, input=source, attempts=attempt)
+    state = _Attempt(result, time.monotonic())
+    with WATCHDOG.watch(state.start + options.timeout) as guard:
         try:
-            _follow(url, client, attempt, guard)
+            _follow(url, client, state, guard)
         except Exception as exc:  # every failure is a record, by design
             kind, message = classify(exc, guard.expired or guard.remaining() < 0.1, options.timeout)
-            result.error, result.error_message = kind, one_line(redact_url(message))
-    result.elapsed_ms = attempt.ms()
+            result.error, result.error_message = kind, one_line(client.redact(message))
+    result.elapsed_ms = round((time.monotonic() - (started or state.start)) * 1000, 3)
     result.ok = result.error is None and result.status is not None and 200 <= result.status < 400
-    return result
+    return result, state.retry_after
 
 
-def _follow(url: str, client: Client, attempt: _Attempt, guard: Guard) -> None:
+def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     """Send, follow redirects while allowed, then count the final body."""
-    options, result = client.options, attempt.result
+    options, result = client.options, state.result
     method, headers = options.method, client.headers
     while True:
         result.final_url = redact_url(url)
         response = _send(method, url, headers, client, guard)
-        result.ttfb_ms = attempt.ms()
+        result.ttfb_ms = state.ms()
         result.status = response.status_code
         result.content_type = response.headers.get("Content-Type")
+        state.retry_after = response.headers.get("Retry-After")
         location = response.headers.get("Location")
         if not (options.follow_redirects and response.status_code in REDIRECT_CODES and location):
             break

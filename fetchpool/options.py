@@ -11,6 +11,17 @@ from . import __version__
 
 DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
 MAX_CONCURRENCY = 1024
+DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read"})
+RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "tls"})
+
+
+def parse_retry_on(text: str) -> frozenset[str]:
+    """`'429,503,timeout'` -> the set `--retry-on` matches against (status codes, error kinds)."""
+    items = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+    for item in items:
+        if not (item.isdigit() and 100 <= int(item) <= 599) and item not in RETRYABLE_KINDS:
+            raise OptionsError(f"--retry-on takes status codes and {', '.join(sorted(RETRYABLE_KINDS))}; got {item!r}")
+    return items
 
 
 class OptionsError(ValueError):
@@ -44,6 +55,10 @@ class Options:
     max_bytes: int = 10 * 1024 * 1024
     default_scheme: str = "https"
     ordered: bool = False
+    retries: int = 2
+    backoff: float = 0.5
+    retry_on: frozenset[str] = DEFAULT_RETRY_ON
+    max_retry_wait: float = 30.0
     read_ahead: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -53,6 +68,8 @@ class Options:
             raise OptionsError("timeouts must be positive")
         if self.max_redirects < 0 or self.max_bytes < 0:
             raise OptionsError("--max-redirects and --max-bytes cannot be negative")
+        if self.retries < 0 or self.backoff < 0 or self.max_retry_wait < 0:
+            raise OptionsError("--retries, --backoff and --max-retry-wait cannot be negative")
         if self.default_scheme not in ("http", "https"):
             raise OptionsError("default scheme must be http or https")
         method = self.method.upper()

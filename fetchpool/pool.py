@@ -9,15 +9,18 @@ Results come back through one queue to the caller's thread, which alone yields t
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .fetch import Client, fetch_one
+from .fetch import Client, fetch_attempt
 from .inputs import Item, Target, parse
 from .options import Options
 from .result import ErrorKind, Result
+from .retry import retry_delay
 
 PoolFactory = Callable[..., Any]
 _worker: dict[str, Any] = {}
@@ -39,19 +42,31 @@ def _client() -> Client:
     return client
 
 
-def _work(seq: int, target: Target) -> tuple[int, Result | None]:
+class _Again:
+    """A worker's answer meaning "retry this URL after `delay` s"; `result` is the attempt so far."""
+
+    def __init__(self, target: Target, result: Result, delay: float, started: float) -> None:
+        self.target, self.result, self.delay, self.started = target, result, delay, started
+
+
+def _work(seq: int, target: Target, attempt: int = 1, started: float | None = None) -> tuple[int, Any]:
     """Runs in a worker. Never raises: a bug becomes an `internal` record, not a lost line.
 
-    After a stop, URLs still queued are skipped (None) instead of fetched.
+    After a stop, URLs still queued are skipped (None) instead of fetched. A retry is not
+    waited for here: the caller's thread schedules it, so the worker is free meanwhile.
     """
     if _STOPPED.is_set():
         return seq, None
     try:
-        result = fetch_one(target.url, _client(), target.line, target.input)
+        client = _client()
+        started = started if started is not None else time.monotonic()
+        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started)
+        delay = retry_delay(result, retry_after, client.options)
+        if delay is not None:
+            return seq, _Again(target, result, delay, started)
     except BaseException as exc:  # noqa: BLE001 - the promise is one record per line
-        result = Result.failed(
-            target.url, target.line, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}", target.input
-        )
+        message = f"{type(exc).__name__}: {exc}"
+        result = Result.failed(target.url, target.line, ErrorKind.INTERNAL, message, target.input)
     return seq, result
 
 
@@ -81,6 +96,8 @@ class Run:
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._slots = threading.Semaphore(options.window)
         self._stop = threading.Event()
+        self._retries: list[tuple[float, int, _Again]] = []
+        self._pool: Any = None
         self.submitted = 0
 
     def stop(self) -> None:
@@ -98,7 +115,7 @@ class Run:
 
     def __iter__(self) -> Iterator[Result]:
         _STOPPED.clear()
-        pool = self._pool_factory(self.options.concurrency, _init_worker, (self.options,))
+        pool = self._pool = self._pool_factory(self.options.concurrency, _init_worker, (self.options,))
         feeder = threading.Thread(target=self._feed, args=(pool,), name="fetchpool-feeder", daemon=True)
         feeder.start()
         try:
@@ -134,7 +151,7 @@ class Run:
             if self._stop.is_set():
                 break
             try:
-                msg = self._done.get(timeout=0.1)
+                msg = self._done.get(timeout=self._resubmit_due())
             except queue.Empty:
                 continue
             if isinstance(msg, _End):
@@ -143,6 +160,9 @@ class Run:
             if isinstance(msg, _InputFailed):
                 raise msg.exc
             seq, result = msg
+            if isinstance(result, _Again):
+                heapq.heappush(self._retries, (time.monotonic() + result.delay, seq, result))
+                continue
             if not self.options.ordered:
                 given += 1
                 self._slots.release()
@@ -156,15 +176,29 @@ class Run:
                 yield held.pop(next_seq - 1)
         yield from self._leftovers(held)
 
+    def _resubmit_due(self) -> float:
+        """Start the retries whose wait is over; return how long the caller may block."""
+        now = time.monotonic()
+        while self._retries and self._retries[0][0] <= now:
+            _, seq, again = heapq.heappop(self._retries)
+            args = (seq, again.target, again.result.attempts + 1, again.started)
+            self._pool.apply_async(_work, args, callback=self._done.put)
+        return min(0.1, self._retries[0][0] - now) if self._retries else 0.1
+
     def _leftovers(self, held: dict[int, Result]) -> Iterator[Result]:
-        """After a stop: what already finished is still written, nothing is waited for."""
+        """After a stop: what already finished is still written, nothing is waited for.
+
+        A URL waiting for a retry is written with its last attempt's record.
+        """
+        for _, seq, again in self._retries:
+            held[seq] = again.result
         while True:
             try:
                 msg = self._done.get_nowait()
             except queue.Empty:
                 break
             if isinstance(msg, tuple) and msg[1] is not None:
-                held[msg[0]] = msg[1]
+                held[msg[0]] = msg[1].result if isinstance(msg[1], _Again) else msg[1]
         for seq in sorted(held):
             yield held[seq]
 

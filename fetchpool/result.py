@@ -6,6 +6,7 @@ engine can promise exactly one record per input line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
@@ -73,6 +74,14 @@ def redact_url(url: str) -> str:
         return url
     user = userinfo.split(":", 1)[0]
     return f"{head}://{user}:***@{rest[len(userinfo) + 1 :]}"
+
+
+_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s:@]*):[^/?#\s]*@")
+
+
+def redact_text(text: str) -> str:
+    """Mask every URL password inside free text, such as an exception message."""
+    return _URL_USERINFO.sub(r"\1:***@", text)
 
 
 def one_line(text: str, limit: int = 300) -> str:

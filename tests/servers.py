@@ -23,6 +23,8 @@ class Handler(BaseHTTPRequestHandler):
     /loop               302 to itself
     /echo               200, JSON of method, path and request headers
     /drip?ms=M          200 headers then one byte every M ms, forever
+    /flaky?key=K&fail=N&code=C&after=A
+                        answers C (503) with Retry-After A (if given) the first N times for key K, then 200
     """
 
     protocol_version = "HTTP/1.1"
@@ -92,6 +94,16 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items())})
         self.reply(200, body.encode(), {"Content-Type": "application/json"})
 
+    def ep_flaky(self, arg: str, query: dict[str, str]) -> None:
+        key = query["key"]
+        with self.server.lock:
+            seen = self.server.counters.get(key, 0)
+            self.server.counters[key] = seen + 1
+        if seen < int(query.get("fail", 1)):
+            headers = {"Retry-After": query["after"]} if "after" in query else {}
+            return self.reply(int(query.get("code", 503)), b"busy\n", headers)
+        self.reply(200, b"ok\n")
+
     def ep_drip(self, arg: str, query: dict[str, str]) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "1000000")
@@ -114,6 +126,8 @@ class TestServer(ThreadingHTTPServer):
         self.hits = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.closing = threading.Event()
+        self.lock = threading.Lock()
+        self.counters: dict[str, int] = {}
 
     @property
     def base(self) -> str:

@@ -1,0 +1,326 @@
+"""A misbehaving server on 127.0.0.1 for the fault tests: one raw-socket behaviour per path.
+
+`servers.TestServer` is a polite `http.server`; it cannot reset a connection, send garbage or lie
+about a Content-Length. This one reads the request head from a raw socket and then does exactly
+what the path says, byte by byte. Every endless behaviour stops as soon as the client goes away
+(a write fails or the client's FIN arrives) or the server is closed, so no thread outlives a test.
+
+Paths (any query string is ignored):
+
+    /ok                 200, Content-Length 3, "ok\\n", then the connection is closed
+    /drip-body          200 headers (Content-Length 1000000) then one byte every 0.5 s, forever
+    /drip-headers       the status line and one header, one byte every 0.1 s, never finished
+    /silent             reads the request and never answers
+    /close              reads the request and closes (FIN) before answering
+    /reset              reads the request and resets (RST) before answering
+    /reset-body         200, Content-Length 100000, 1000 body bytes, then RST (SO_LINGER 0)
+    /short-body         200, Content-Length 1000, 10 body bytes, then a clean close
+    /garbage            non-HTTP bytes, then close
+    /bad-status         "HTTP/1.1 abc OK": a status line whose code is not a number
+    /long-header        one header line of 100 KB
+    /many-headers       200 headers (http.client takes at most 100)
+    /bad-chunk          chunked body whose first chunk size is not hex
+    /chunked-forever    chunked body, 64 KiB chunks, forever
+    /huge-length        Content-Length 2147483648, then 64 KiB blocks forever
+    /loop               302 to itself
+    /to?url=U           302 to U (U percent-decoded)
+
+Plus, on the server object: `refused_port()` (a port nothing listens on), and `backlog_port`
+(a socket that listens but never accepts: the kernel completes the handshake, nobody answers).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from fetchpool.fetch import Client, fetch_one
+from fetchpool.options import Options
+from fetchpool.result import Result
+
+BLOCK = b"x" * 65536
+CHUNK_FRAME = b"%x\r\n" % len(BLOCK) + BLOCK + b"\r\n"
+HEAD_LIMIT = 64 * 1024
+
+
+class ClientGone(Exception):
+    """The client closed or reset the connection; the behaviour just stops."""
+
+
+class FaultServer:
+    """Threaded raw TCP server on 127.0.0.1:0; `tls` wraps each accepted socket in its thread."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        self.closing = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.port = self.listener.getsockname()[1]
+        self.backlog = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.backlog_port = self.backlog.getsockname()[1]
+        self.hits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._thread = threading.Thread(target=self._accept, name="faultserver", daemon=True)
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    @staticmethod
+    def refused_port() -> int:
+        """A loopback port with nothing listening (bound, then closed at once)."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.closing.set()
+        for sock in (self.listener, self.backlog):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(5)
+
+    def _accept(self) -> None:
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.add(conn)
+        try:
+            if self.tls is not None:
+                conn.settimeout(5)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            conn.settimeout(None)
+            path = self._read_head(conn)
+            if path is None:
+                return
+            name = urlsplit(path).path.strip("/") or "ok"
+            with self._lock:
+                self.hits[name] = self.hits.get(name, 0) + 1
+            behaviour: Callable[[socket.socket, str], None] | None = getattr(self, "b_" + name.replace("-", "_"), None)
+            if behaviour is None:
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            else:
+                behaviour(conn, path)
+        except (ClientGone, OSError, ssl.SSLError):
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _read_head(self, conn: socket.socket) -> str | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk or len(data) > HEAD_LIMIT:
+                return None
+            data += chunk
+        parts = data.split(b"\r\n", 1)[0].split()
+        return parts[1].decode("latin-1") if len(parts) >= 2 else "/"
+
+    # -- helpers for behaviours -------------------------------------------------------------
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        if self.closing.is_set():
+            raise ClientGone
+        try:
+            conn.sendall(data)
+        except OSError as exc:
+            raise ClientGone from exc
+
+    def _drip(self, conn: socket.socket, data: bytes, pause: float) -> None:
+        """Send `data` one byte at a time, `pause` seconds apart (stops if the client leaves)."""
+        for i in range(len(data)):
+            self._send(conn, data[i : i + 1])
+            if self._client_left(conn, pause):
+                raise ClientGone
+
+    def _client_left(self, conn: socket.socket, wait: float) -> bool:
+        """Wait up to `wait` s; True as soon as the client closes, resets, or we shut down."""
+        deadline = time.monotonic() + wait
+        while not self.closing.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            conn.settimeout(min(left, 0.1))
+            try:
+                if conn.recv(4096) == b"":
+                    return True
+            except TimeoutError:
+                continue
+            except OSError:
+                return True
+            finally:
+                conn.settimeout(None)
+        return True
+
+    @staticmethod
+    def _reset(conn: socket.socket) -> None:
+        """Close with SO_LINGER 0: the kernel sends RST instead of FIN."""
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    # -- behaviours ---------------------------------------------------------------------------
+
+    def b_ok(self, conn: socket.socket, path: str) -> None:
+        self._send(
+            conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+        )
+
+    def b_drip_body(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        self._drip(conn, b"x" * 1000000, 0.5)
+
+    def b_drip_headers(self, conn: socket.socket, path: str) -> None:
+        self._drip(conn, b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100000, 0.1)
+
+    def b_silent(self, conn: socket.socket, path: str) -> None:
+        while not self._client_left(conn, 3600):
+            pass
+
+    def b_close(self, conn: socket.socket, path: str) -> None:
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_reset(self, conn: socket.socket, path: str) -> None:
+        self._reset(conn)
+
+    def b_reset_body(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+        self._reset(conn)
+
+    def b_short_body(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_garbage(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"\x00\xffSSH-2.0-definitely not http\r\n\x1b[31m\r\n\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_bad_status(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_long_header(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nX-Long: " + b"z" * 100000 + b"\r\nContent-Length: 0\r\n\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_many_headers(self, conn: socket.socket, path: str) -> None:
+        headers = b"".join(b"X-H%d: v\r\n" % i for i in range(200))
+        self._send(conn, b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 0\r\n\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_bad_chunk(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-hex\r\nabc\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_chunked_forever(self, conn: socket.socket, path: str) -> None:
+        self._send(
+            conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        while True:
+            self._send(conn, CHUNK_FRAME)
+
+    def b_huge_length(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2147483648\r\n\r\n")
+        while True:
+            self._send(conn, BLOCK)
+
+    def b_loop(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def b_to(self, conn: socket.socket, path: str) -> None:
+        target = unquote(urlsplit(path).query.partition("url=")[2]).encode("utf-8")
+        self._send(
+            conn, b"HTTP/1.1 302 Found\r\nLocation: " + target + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+
+
+@contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[FaultServer]:
+    server = FaultServer(tls).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def options(**kw: object) -> Options:
+    """Options with retries off (when this version has retries): one attempt, one timing."""
+    if "retries" in Options.__dataclass_fields__:
+        kw.setdefault("retries", 0)
+    return Options(**kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class Observed:
+    """One fault tried: what came back and how long it took (collected for the report)."""
+
+    fault: str
+    result: Result
+    seconds: float
+
+
+@dataclass
+class Journal:
+    entries: list[Observed] = field(default_factory=list)
+
+    def add(self, fault: str, result: Result, seconds: float) -> None:
+        self.entries.append(Observed(fault, result, seconds))
+        kind = result.error.value if result.error is not None else "-"
+        print(
+            f"\nFAULT {fault!r}: error={kind} status={result.status} bytes={result.bytes} "
+            f"truncated={result.truncated} time={seconds:.3f}s message={result.error_message!r}"
+        )
+
+
+JOURNAL = Journal()
+
+
+def timed_fetch(url: str, fault: str | None = None, **kw: object) -> tuple[Result, float]:
+    """`fetch_one` with fresh connections, timed; each call is written to the journal."""
+    client = Client(options(**kw))
+    start = time.monotonic()
+    try:
+        result = fetch_one(url, client, line=1)
+    finally:
+        client.close()
+    took = time.monotonic() - start
+    JOURNAL.add(fault or url, result, took)
+    return result, took
