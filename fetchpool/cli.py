@@ -164,6 +164,34 @@ class _Stopper:
     help="Read at most this much of each body (512k, 10M, ...); then truncated: true.",
 )
 @click.option(
+    "--retries",
+    type=click.IntRange(0),
+    default=2,
+    show_default=True,
+    help="Retries after a retryable failure (see --retry-on).",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(0),
+    default=0.5,
+    show_default=True,
+    help="Base of the exponential backoff between retries, in seconds (with jitter).",
+)
+@click.option(
+    "--retry-on",
+    default="429,502,503,504,connect,timeout,read",
+    show_default=True,
+    metavar="LIST",
+    help="Status codes and error kinds that are retried.",
+)
+@click.option(
+    "--max-retry-wait",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="Longest wait for a retry; a longer Retry-After gives up and reports the status.",
+)
+@click.option(
     "--default-scheme",
     type=click.Choice(["http", "https"]),
     default="https",
