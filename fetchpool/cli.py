@@ -301,7 +301,7 @@ def _drive(env: Environment, files: tuple[str, ...], demo: int | None, options: 
         except BrokenPipeError:
             _silence_stdout()
             os._exit(ExitCode.BROKEN_PIPE)
-        if env.stderr_isatty:
+        if env.stderr_isatty or stopper.code is not None:
             click.echo(summary.line(interrupted=stopper.code is not None), file=env.stderr)
     if stopper.code is not None:
         _flush(env)

@@ -129,6 +129,10 @@ class TestServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.counters: dict[str, int] = {}
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up (deadlines, killed processes) are expected here."""
+        return None
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"

@@ -123,6 +123,42 @@ def test_ctrl_c_stops_promptly_keeps_finished_records_and_exits_130(server, tmp_
     got = records(out)
     assert [r["url"] for r in got] == [server.url("/ok?fast")]
     assert b"Traceback" not in err
+    assert b"1 URL in" in err and b"interrupted" in err  # the summary, for the person who pressed it
+
+
+def test_second_ctrl_c_exits_at_once(server, tmp_path) -> None:
+    path = tmp_path / "slow.txt"
+    path.write_text("".join(server.url(f"/delay/8000?i={i}") + "\n" for i in range(4)) + server.url("/ok") + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fetchpool", "-c", "4", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    _wait_for_line(proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    proc.communicate(timeout=10)
+    assert proc.returncode == ExitCode.INTERRUPTED and time.monotonic() - start < 2
+
+
+def test_killed_mid_run_leaves_only_whole_json_lines(server, tmp_path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(server.url(f"/bytes/{i % 50}?i={i}") + "\n" for i in range(20000)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fetchpool", "-c", "16", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    assert proc.stdout is not None
+    head = b"".join(proc.stdout.readline() for _ in range(200))
+    proc.kill()
+    rest, _ = proc.communicate(timeout=10)
+    out = head + rest
+    assert out.endswith(b"\n")
+    assert len(records(out)) >= 200
 
 
 def test_sigterm_stops_like_ctrl_c_with_143(server, tmp_path) -> None:
