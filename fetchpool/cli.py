@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import click
 
 from . import __version__
+from .limits import parse_rate
 from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
 
 
@@ -126,6 +127,20 @@ class _Stopper:
     show_default=True,
     help="Requests in flight at once (worker threads).",
 )
+@click.option(
+    "--per-host",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="At most N requests in flight per host (default: no limit).",
+)
+@click.option(
+    "--rate",
+    default=None,
+    metavar="R[/s|/m|/h]",
+    help="At most R requests per second (or per minute, hour); global unless --rate-per-host.",
+)
+@click.option("--rate-per-host", is_flag=True, help="Apply --rate to each host separately.")
 @click.option("--ordered", is_flag=True, help="Write records in input order (default: as they complete).")
 @click.option("-X", "--method", default="GET", show_default=True, help="HTTP method, e.g. HEAD.")
 @click.option(
@@ -269,6 +284,9 @@ def _options(flags: dict[str, Any]) -> Options:
             backoff=flags["backoff"],
             retry_on=parse_retry_on(flags["retry_on"]),
             max_retry_wait=flags["max_retry_wait"],
+            per_host=flags["per_host"],
+            rate=parse_rate(flags["rate"]) if flags["rate"] is not None else None,
+            rate_per_host=flags["rate_per_host"],
         )
     except OptionsError as exc:
         raise click.UsageError(str(exc)) from None
@@ -292,6 +310,7 @@ def _drive(env: Environment, files: tuple[str, ...], demo: int | None, options: 
             items = open_inputs(files, env.stdin_bytes, options.default_scheme)
         fetching = stopper.run = run(items, options)
         writer = _writer(env, as_json, fetching)
+        fetching.on_idle = getattr(writer, "flush", None)
         summary = Summary()
         try:
             for result in fetching:

@@ -11,6 +11,7 @@ from . import __version__
 
 DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
 MAX_CONCURRENCY = 1024
+LIMITED_WINDOW = 2048
 DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "tls"})
 
@@ -59,6 +60,9 @@ class Options:
     backoff: float = 0.5
     retry_on: frozenset[str] = DEFAULT_RETRY_ON
     max_retry_wait: float = 30.0
+    per_host: int | None = None
+    rate: float | None = None
+    rate_per_host: bool = False
     read_ahead: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -70,6 +74,12 @@ class Options:
             raise OptionsError("--max-redirects and --max-bytes cannot be negative")
         if self.retries < 0 or self.backoff < 0 or self.max_retry_wait < 0:
             raise OptionsError("--retries, --backoff and --max-retry-wait cannot be negative")
+        if self.per_host is not None and self.per_host < 1:
+            raise OptionsError("--per-host must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise OptionsError("--rate must be positive")
+        if self.rate_per_host and self.rate is None:
+            raise OptionsError("--rate-per-host needs --rate")
         if self.default_scheme not in ("http", "https"):
             raise OptionsError("default scheme must be http or https")
         method = self.method.upper()
@@ -80,6 +90,16 @@ class Options:
             object.__setattr__(self, "read_ahead", 2 * self.concurrency)
 
     @property
+    def limited(self) -> bool:
+        """Whether per-host or rate limits apply."""
+        return self.per_host is not None or self.rate is not None
+
+    @property
     def window(self) -> int:
-        """URLs in flight or waiting to be written, at most: bounds memory."""
-        return max(self.read_ahead, self.concurrency)
+        """URLs read but not yet written, at most: bounds memory.
+
+        With limits, URLs of a busy host wait while others go ahead, so the window is
+        wider (a few hundred KB of parked URLs at most) to let other hosts through.
+        """
+        base = max(self.read_ahead, self.concurrency)
+        return max(base, LIMITED_WINDOW) if self.limited else base

@@ -2,22 +2,29 @@
 
 The stock `Pool.imap*` consumes its whole input up front, so ten million lines would sit
 in memory. Here a feeder thread reads input only while fewer than `options.window` URLs
-are in flight or waiting to be written, and submits them with `apply_async`, which every
-Pool-compatible backend has (`multiprocessing.dummy`, `multiprocessing`, Ray's Pool).
+are in flight or waiting to be written, and work is submitted with `apply_async`, which
+every Pool-compatible backend has (`multiprocessing.dummy`, `multiprocessing`, Ray's Pool).
 Results come back through one queue to the caller's thread, which alone yields them.
+
+With per-host or rate limits, URLs that must wait are parked on the caller's thread, not
+in a worker, so a busy host never holds a thread or stalls the others.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from .fetch import Client, fetch_attempt
 from .inputs import Item, Target, parse
+from .limits import HostGate
 from .options import Options
 from .result import ErrorKind, Result
 from .retry import retry_delay
@@ -31,13 +38,11 @@ def _init_worker(options: Options) -> None:
     """Pool initializer: each worker thread (or process) gets its own Client."""
     local = _worker.setdefault("local", threading.local())
     local.client = Client(options)
-    local.options = options
 
 
 def _client() -> Client:
-    local = _worker.get("local")
-    client = getattr(local, "client", None)
-    if client is None:  # a backend that ignores initializer for some threads
+    client = getattr(_worker.get("local"), "client", None)
+    if client is None:  # a backend that skipped the initializer
         raise RuntimeError("worker not initialised")
     return client
 
@@ -86,19 +91,37 @@ class _InputFailed:
         self.exc = exc
 
 
+class _Parked:
+    """A URL read from input, to be started by the caller's thread when limits allow."""
+
+    def __init__(
+        self, seq: int, target: Target, attempt: int = 1, started: float | None = None, previous: Result | None = None
+    ) -> None:
+        self.seq, self.target, self.attempt, self.started = seq, target, attempt, started
+        self.previous = previous  # the last attempt's record, written if the run stops first
+        self.host = urlsplit(target.url).hostname or ""
+
+
 class Run:
-    """Iterate results of fetching `items`; `stop()` ends it early, keeping what finished."""
+    """Iterate results of fetching `items`; `stop()` ends it early, keeping what finished.
+
+    `on_idle`, if set, is called whenever the run is about to wait for a result: a writer
+    that batches output flushes there, so no finished record ever waits on a slow one.
+    """
 
     def __init__(self, items: Iterable[Item], options: Options, pool_factory: PoolFactory = _thread_pool) -> None:
         self.options = options
+        self.on_idle: Callable[[], None] | None = None
         self._items = items
         self._pool_factory = pool_factory
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._slots = threading.Semaphore(options.window)
         self._stop = threading.Event()
-        self._retries: list[tuple[float, int, _Again]] = []
+        self._wakeups: list[tuple[float, int, Any]] = []  # (when, tie, _Parked or host)
+        self._tie = 0
+        self._gate = HostGate(options.per_host, options.rate, options.rate_per_host) if options.limited else None
+        self._parked: dict[str, deque[_Parked]] = {}
         self._pool: Any = None
-        self.submitted = 0
 
     def stop(self) -> None:
         """Stop reading input and starting URLs; the iterator then ends after what is done."""
@@ -110,21 +133,22 @@ class Run:
         return self._stop.is_set()
 
     def pending(self) -> bool:
-        """True when a finished result is already waiting: the writer may skip a flush."""
+        """True when a message is already waiting: the writer may skip a flush."""
         return not self._done.empty()
 
     def __iter__(self) -> Iterator[Result]:
         _STOPPED.clear()
-        pool = self._pool = self._pool_factory(self.options.concurrency, _init_worker, (self.options,))
-        feeder = threading.Thread(target=self._feed, args=(pool,), name="fetchpool-feeder", daemon=True)
-        feeder.start()
+        self._pool = self._pool_factory(self.options.concurrency, _init_worker, (self.options,))
+        threading.Thread(target=self._feed, name="fetchpool-feeder", daemon=True).start()
         try:
             yield from self._collect()
         finally:
             self.stop()
-            pool.close()
+            self._pool.close()
 
-    def _feed(self, pool: Any) -> None:
+    # -- input side (feeder thread) ------------------------------------------------------
+
+    def _feed(self) -> None:
         count = 0
         try:
             for item in self._items:
@@ -133,16 +157,19 @@ class Run:
                         return
                 if self._stop.is_set():
                     return
-                if isinstance(item, Target):
-                    pool.apply_async(_work, (count, item), callback=self._done.put)
-                else:
+                if not isinstance(item, Target):
                     self._done.put((count, item))
+                elif self._gate is None:
+                    self._pool.apply_async(_work, (count, item), callback=self._done.put)
+                else:
+                    self._done.put(_Parked(count, item))  # the caller's thread decides when
                 count += 1
         except BaseException as exc:  # noqa: BLE001 - reported on the caller's thread
             self._done.put(_InputFailed(exc))
         finally:
-            self.submitted = count
             self._done.put(_End(count))
+
+    # -- output side (the caller's thread) -------------------------------------------------
 
     def _collect(self) -> Iterator[Result]:
         total, given, next_seq = None, 0, 0
@@ -151,8 +178,16 @@ class Run:
             if self._stop.is_set():
                 break
             try:
-                msg = self._done.get(timeout=self._resubmit_due())
+                msg = self._done.get_nowait()
             except queue.Empty:
+                if self.on_idle is not None:
+                    self.on_idle()
+                try:
+                    msg = self._done.get(timeout=self._wake_due())
+                except queue.Empty:
+                    continue
+            if isinstance(msg, _Parked):
+                self._park(msg)
                 continue
             if isinstance(msg, _End):
                 total = msg.count
@@ -161,8 +196,14 @@ class Run:
                 raise msg.exc
             seq, result = msg
             if isinstance(result, _Again):
-                heapq.heappush(self._retries, (time.monotonic() + result.delay, seq, result))
+                again = _Parked(seq, result.target, result.result.attempts + 1, result.started, result.result)
+                self._later(result.delay, again)
+                self._finished(result.target)
                 continue
+            if result is None:  # skipped after a stop
+                continue
+            if result.attempts:
+                self._finished(result)
             if not self.options.ordered:
                 given += 1
                 self._slots.release()
@@ -176,22 +217,63 @@ class Run:
                 yield held.pop(next_seq - 1)
         yield from self._leftovers(held)
 
-    def _resubmit_due(self) -> float:
-        """Start the retries whose wait is over; return how long the caller may block."""
+    def _start(self, job: _Parked) -> None:
+        self._pool.apply_async(_work, (job.seq, job.target, job.attempt, job.started), callback=self._done.put)
+
+    def _later(self, delay: float, what: Any) -> None:
+        self._tie += 1
+        heapq.heappush(self._wakeups, (time.monotonic() + delay, self._tie, what))
+
+    def _park(self, job: _Parked) -> None:
+        if self._gate is None:
+            return self._start(job)
+        key = job.host if self._gate.keyed_by_host else "*"
+        self._parked.setdefault(key, deque()).append(job)
+        self._offer(key)
+
+    def _offer(self, key: str) -> None:
+        """Start what the limits allow of the URLs parked under `key`."""
+        assert self._gate is not None
+        waiting = self._parked.get(key)
         now = time.monotonic()
-        while self._retries and self._retries[0][0] <= now:
-            _, seq, again = heapq.heappop(self._retries)
-            args = (seq, again.target, again.result.attempts + 1, again.started)
-            self._pool.apply_async(_work, args, callback=self._done.put)
-        return min(0.1, self._retries[0][0] - now) if self._retries else 0.1
+        while waiting:
+            wait = self._gate.admit(waiting[0].host, now)
+            if wait == 0.0:
+                self._start(waiting.popleft())
+                continue
+            if wait != math.inf:
+                self._later(wait, key)
+            break
+        if not waiting:
+            self._parked.pop(key, None)
+
+    def _finished(self, record: Result | Target) -> None:
+        """A request ended: its host may take the next parked URL."""
+        if self._gate is None:
+            return
+        host = urlsplit(record.url).hostname or ""
+        self._gate.finished(host)
+        self._offer(host if self._gate.keyed_by_host else "*")
+
+    def _wake_due(self) -> float:
+        """Start retries and parked hosts whose wait is over; return how long to block."""
+        now = time.monotonic()
+        while self._wakeups and self._wakeups[0][0] <= now:
+            _, _, what = heapq.heappop(self._wakeups)
+            if isinstance(what, _Parked):
+                self._park(what)
+            else:
+                self._offer(what)
+        return min(0.1, max(self._wakeups[0][0] - now, 0.0)) if self._wakeups else 0.1
 
     def _leftovers(self, held: dict[int, Result]) -> Iterator[Result]:
         """After a stop: what already finished is still written, nothing is waited for.
 
         A URL waiting for a retry is written with its last attempt's record.
         """
-        for _, seq, again in self._retries:
-            held[seq] = again.result
+        for _, _, what in self._wakeups:
+            if isinstance(what, _Parked) and what.previous is not None:
+                held[what.seq] = what.previous
         while True:
             try:
                 msg = self._done.get_nowait()

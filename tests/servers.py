@@ -104,6 +104,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(int(query.get("code", 503)), b"busy\n", headers)
         self.reply(200, b"ok\n")
 
+    def ep_conc(self, arg: str, query: dict[str, str]) -> None:
+        """Hold the request `ms` milliseconds, recording per-Host concurrency and arrival times."""
+        host = self.headers.get("Host", "")
+        with self.server.lock:
+            now = self.server.in_flight.get(host, 0) + 1
+            self.server.in_flight[host] = now
+            self.server.peak[host] = max(self.server.peak.get(host, 0), now)
+            total = sum(self.server.in_flight.values())
+            self.server.peak_total = max(self.server.peak_total, total)
+            self.server.arrivals.setdefault(host, []).append(time.monotonic())
+        time.sleep(int(query.get("ms", 100)) / 1000)
+        with self.server.lock:
+            self.server.in_flight[host] -= 1
+        self.reply(200, b"ok\n")
+
     def ep_drip(self, arg: str, query: dict[str, str]) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "1000000")
@@ -117,17 +132,22 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class TestServer(ThreadingHTTPServer):
+    __test__ = False  # a fixture, not a test class
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        super().__init__((address, 0), Handler)
         self.hits = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.counters: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self.peak_total = 0
+        self.arrivals: dict[str, list[float]] = {}
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients that hang up (deadlines, killed processes) are expected here."""
@@ -135,7 +155,7 @@ class TestServer(ThreadingHTTPServer):
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base + path
