@@ -13,6 +13,7 @@ in a worker, so a busy host never holds a thread or stalls the others.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import queue
 import threading
@@ -31,7 +32,8 @@ from .retry import retry_delay
 
 PoolFactory = Callable[..., Any]
 _worker: dict[str, Any] = {}
-_STOPPED = threading.Event()
+_STOPPED_RUNS: set[int] = set()  # runs whose queued URLs workers should skip
+_RUN_IDS = itertools.count(1)
 
 
 def _init_worker(options: Options) -> None:
@@ -54,13 +56,13 @@ class _Again:
         self.target, self.result, self.delay, self.started = target, result, delay, started
 
 
-def _work(seq: int, target: Target, attempt: int = 1, started: float | None = None) -> tuple[int, Any]:
+def _work(seq: int, target: Target, attempt: int = 1, started: float | None = None, run_id: int = 0) -> tuple[int, Any]:
     """Runs in a worker. Never raises: a bug becomes an `internal` record, not a lost line.
 
     After a stop, URLs still queued are skipped (None) instead of fetched. A retry is not
     waited for here: the caller's thread schedules it, so the worker is free meanwhile.
     """
-    if _STOPPED.is_set():
+    if run_id in _STOPPED_RUNS:
         return seq, None
     try:
         client = _client()
@@ -122,11 +124,12 @@ class Run:
         self._gate = HostGate(options.per_host, options.rate, options.rate_per_host) if options.limited else None
         self._parked: dict[str, deque[_Parked]] = {}
         self._pool: Any = None
+        self._id = next(_RUN_IDS)
 
     def stop(self) -> None:
         """Stop reading input and starting URLs; the iterator then ends after what is done."""
         self._stop.set()
-        _STOPPED.set()
+        _STOPPED_RUNS.add(self._id)
 
     @property
     def stopped(self) -> bool:
@@ -137,7 +140,6 @@ class Run:
         return not self._done.empty()
 
     def __iter__(self) -> Iterator[Result]:
-        _STOPPED.clear()
         self._pool = self._pool_factory(self.options.concurrency, _init_worker, (self.options,))
         threading.Thread(target=self._feed, name="fetchpool-feeder", daemon=True).start()
         try:
@@ -160,7 +162,7 @@ class Run:
                 if not isinstance(item, Target):
                     self._done.put((count, item))
                 elif self._gate is None:
-                    self._pool.apply_async(_work, (count, item), callback=self._done.put)
+                    self._pool.apply_async(_work, (count, item, 1, None, self._id), callback=self._done.put)
                 else:
                     self._done.put(_Parked(count, item))  # the caller's thread decides when
                 count += 1
@@ -218,7 +220,8 @@ class Run:
         yield from self._leftovers(held)
 
     def _start(self, job: _Parked) -> None:
-        self._pool.apply_async(_work, (job.seq, job.target, job.attempt, job.started), callback=self._done.put)
+        args = (job.seq, job.target, job.attempt, job.started, self._id)
+        self._pool.apply_async(_work, args, callback=self._done.put)
 
     def _later(self, delay: float, what: Any) -> None:
         self._tie += 1

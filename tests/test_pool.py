@@ -114,3 +114,16 @@ def test_library_imports_neither_click_nor_rich(server) -> None:
         "assert 'click' not in sys.modules and 'rich' not in sys.modules, 'UI import in core'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_a_process_pool_backend_gives_the_same_records(server) -> None:
+    """The fan-out only needs the Pool API: `multiprocessing.Pool` can stand in for threads."""
+    import multiprocessing
+
+    def processes(n, initializer, initargs):
+        return multiprocessing.get_context("spawn").Pool(2, initializer=initializer, initargs=initargs)
+
+    urls = [server.url(f"/status/{code}?p") for code in (200, 404, 500)] + ["ftp://x.test/"]
+    items = parse(urls)
+    got = sorted((r.line, r.status, r.error) for r in run(items, Options(concurrency=2, retries=0), processes))
+    assert got == [(1, 200, None), (2, 404, None), (3, 500, None), (4, None, ErrorKind.UNSUPPORTED_SCHEME)]
