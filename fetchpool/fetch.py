@@ -137,7 +137,7 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     method, headers = options.method, client.headers
     while True:
         result.final_url = redact_url(url)
-        response = _send(method, url, headers, client, guard)
+        response = _send(method, url, headers, client, guard, normalised=result.redirects == 0)
         result.ttfb_ms = state.ms()
         result.status = response.status_code
         result.content_type = response.headers.get("Content-Type")
@@ -155,20 +155,39 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     _count_body(response, result, options.max_bytes, guard)
 
 
-def _send(method: str, url: str, headers: CaseInsensitiveDict, client: Client, guard: Guard) -> Response:
+def _send(
+    method: str, url: str, headers: CaseInsensitiveDict, client: Client, guard: Guard, normalised: bool
+) -> Response:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in FETCHABLE:
         raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"redirect to scheme '{scheme}:' refused (only http and https)")
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     if host == "invalid" or host.endswith(".invalid"):
         raise FetchError(ErrorKind.DNS, f"{host}: the .invalid top-level domain never resolves (RFC 6761)")
-    request = PreparedRequest()
-    request.prepare(method=method, url=url, headers=headers)
+    request = _prepare(method, url, headers) if normalised else PreparedRequest()
+    if not normalised:  # a Location header: let requests quote and encode it
+        request.prepare(method=method, url=url, headers=headers)
     remaining = max(guard.remaining(), 0.001)
     timeout = (min(client.options.connect_timeout, remaining), remaining)
     return client.adapter.send(
         request, stream=True, timeout=timeout, verify=client.verify, proxies=client.proxies_for(url)
     )
+
+
+def _prepare(method: str, url: str, headers: CaseInsensitiveDict) -> PreparedRequest:
+    """A PreparedRequest for a URL `inputs` already normalised, without re-parsing it.
+
+    `PreparedRequest.prepare` re-parses the URL and builds a cookie header per call: a
+    third of the CPU a fetch costs. Without a body, the rest of it comes down to this.
+    """
+    request = PreparedRequest()
+    request.method, request.url, request.body = method, url, None
+    request.headers = headers.copy()
+    if method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        request.headers["Content-Length"] = "0"
+    if "@" in url.split("/", 3)[2]:
+        request.prepare_auth(None, url)  # user:password in the URL becomes Basic auth
+    return request
 
 
 def _rebuild(

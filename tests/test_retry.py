@@ -90,7 +90,7 @@ def test_a_waiting_retry_does_not_hold_the_only_worker(server, request) -> None:
     got = [r.line for r in fetch(urls, Options(concurrency=1, backoff=0.01))]
     took = time.monotonic() - start
     assert got == [2, 3, 4, 5, 6, 1]  # the five fast URLs went by while the first one waited
-    assert took < 2.5
+    assert took >= 1.0  # and the first one did wait for its Retry-After
 
 
 @pytest.mark.parametrize(("value", "expected"), [("3", 3.0), ("0", 0.0), ("junk", None), (None, None)])
