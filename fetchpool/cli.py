@@ -247,10 +247,8 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
             ctx.get_usage() + "\n\nNo FILE given and stdin is a terminal. Try 'fetchpool --demo' or --help.", err=True
         )
         ctx.exit(ExitCode.USAGE)
-    if demo is not None and ctx.get_parameter_source("timeout") == click.core.ParameterSource.DEFAULT:
-        from .demo import DEMO_TIMEOUT
-
-        flags["timeout"] = DEMO_TIMEOUT
+    if demo is not None:
+        _demo_defaults(ctx, flags)
     show_traceback = flags.pop("traceback")
     as_json = flags.pop("as_json")
     options = _options(flags)
@@ -262,6 +260,16 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
         click.echo(f"fetchpool: internal error: {type(exc).__name__}: {exc} (rerun with --traceback)", err=True)
         code = ExitCode.FAILURES
     ctx.exit(code)
+
+
+def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
+    """The demo should end in seconds: a short deadline and no retries, unless asked for."""
+    from .demo import DEMO_TIMEOUT
+
+    if ctx.get_parameter_source("timeout") == click.core.ParameterSource.DEFAULT:
+        flags["timeout"] = DEMO_TIMEOUT
+    if ctx.get_parameter_source("retries") == click.core.ParameterSource.DEFAULT:
+        flags["retries"] = 0
 
 
 def _options(flags: dict[str, Any]) -> Options:

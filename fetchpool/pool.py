@@ -20,10 +20,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.pool import ThreadPool
 from typing import Any
 from urllib.parse import urlsplit
 
-from .fetch import Client, fetch_attempt
+from .client import Client, fetch_attempt
 from .inputs import Item, Target, parse
 from .limits import HostGate
 from .options import Options
@@ -77,6 +78,16 @@ def _work(seq: int, target: Target, attempt: int = 1, started: float | None = No
     return seq, result
 
 
+def _loop(jobs: queue.SimpleQueue[Any], deliver: Callable[[Any], None]) -> None:
+    """A long-lived worker for thread pools: one task per thread, not one per URL.
+
+    `apply_async` per URL costs a task object, an event and two hand-offs through the
+    pool's own threads; workers that share the run's queues skip all of that.
+    """
+    while (job := jobs.get()) is not None:
+        deliver(_work(*job))
+
+
 def _thread_pool(processes: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> Any:
     from multiprocessing.dummy import Pool
 
@@ -125,6 +136,7 @@ class Run:
         self._parked: dict[str, deque[_Parked]] = {}
         self._pool: Any = None
         self._id = next(_RUN_IDS)
+        self._jobs: queue.SimpleQueue[Any] | None = None  # set when workers loop over it
 
     def stop(self) -> None:
         """Stop reading input and starting URLs; the iterator then ends after what is done."""
@@ -141,12 +153,26 @@ class Run:
 
     def __iter__(self) -> Iterator[Result]:
         self._pool = self._pool_factory(self.options.concurrency, _init_worker, (self.options,))
+        if isinstance(self._pool, ThreadPool):
+            self._jobs = queue.SimpleQueue()
+            for _ in range(self.options.concurrency):
+                self._pool.apply_async(_loop, (self._jobs, self._done.put))
         threading.Thread(target=self._feed, name="fetchpool-feeder", daemon=True).start()
         try:
             yield from self._collect()
         finally:
             self.stop()
+            if self._jobs is not None:
+                for _ in range(self.options.concurrency):
+                    self._jobs.put(None)
             self._pool.close()
+
+    def _submit(self, args: tuple[Any, ...]) -> None:
+        """Hand one URL to the workers: their shared queue, or the Pool API for other backends."""
+        if self._jobs is not None:
+            self._jobs.put(args)
+        else:
+            self._pool.apply_async(_work, args, callback=self._done.put)
 
     # -- input side (feeder thread) ------------------------------------------------------
 
@@ -162,7 +188,7 @@ class Run:
                 if not isinstance(item, Target):
                     self._done.put((count, item))
                 elif self._gate is None:
-                    self._pool.apply_async(_work, (count, item, 1, None, self._id), callback=self._done.put)
+                    self._submit((count, item, 1, None, self._id))
                 else:
                     self._done.put(_Parked(count, item))  # the caller's thread decides when
                 count += 1
@@ -220,8 +246,7 @@ class Run:
         yield from self._leftovers(held)
 
     def _start(self, job: _Parked) -> None:
-        args = (job.seq, job.target, job.attempt, job.started, self._id)
-        self._pool.apply_async(_work, args, callback=self._done.put)
+        self._submit((job.seq, job.target, job.attempt, job.started, self._id))
 
     def _later(self, delay: float, what: Any) -> None:
         self._tie += 1

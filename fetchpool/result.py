@@ -7,7 +7,7 @@ engine can promise exactly one record per input line.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -49,7 +49,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; the error kind becomes its string."""
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in FIELDS}  # asdict() deep-copies: 5x slower
         if self.error is not None:
             d["error"] = self.error.value
         return d

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from fetchpool.fetch import Client, fetch_one
+from fetchpool.client import Client, fetch_one
 from fetchpool.options import Options
 from fetchpool.result import FIELDS, ErrorKind, Result
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 
 from fetchpool import Options, fetch
-from fetchpool.fetch import Client, fetch_one
+from fetchpool.client import Client, fetch_one
 from fetchpool.options import OptionsError, parse_retry_on
 from fetchpool.result import ErrorKind
 from fetchpool.retry import retry_after_seconds

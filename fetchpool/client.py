@@ -29,20 +29,55 @@ from .retry import retry_delay
 CHUNK = 64 * 1024
 REDIRECT_DRAIN = 64 * 1024
 REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
+POOL_CACHE = 32  # origins remembered per worker; below the PoolManager's 64, so rarely evicted
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
 class _Adapter(HTTPAdapter):
-    """An HTTPAdapter whose connections report their sockets to the deadline watchdog."""
+    """An HTTPAdapter whose connections report their sockets to the deadline watchdog.
+
+    It also trims the per-request work `HTTPAdapter.send` does that fetchpool never uses:
+    pools are looked up once per origin, and responses are built without a cookie jar or
+    charset sniffing. Each worker owns its adapter, so the small cache needs no lock.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
+        self._pools: dict[tuple[Any, ...], Any] = {}
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kwargs)
         manager.pool_classes_by_scheme = POOL_CLASSES
         return manager
+
+    def get_connection_with_tls_context(
+        self, request: PreparedRequest, verify: Any, proxies: dict[str, str] | None = None, cert: Any = None
+    ) -> Any:
+        key = (_origin(request.url or ""), verify, cert, tuple((proxies or {}).items()))
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:  # new origin, or evicted and closed by the PoolManager
+            if len(self._pools) >= POOL_CACHE:
+                self._pools.clear()
+            pool = self._pools[key] = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        return pool
+
+    def build_response(self, req: PreparedRequest, resp: Any) -> Response:
+        response = Response()
+        response.status_code = resp.status
+        response.headers = resp.headers  # urllib3's HTTPHeaderDict is already case-insensitive
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url  # type: ignore[assignment]
+        response.request = req
+        response.connection = self
+        return response
+
+
+def _origin(url: str) -> str:
+    """`http://host:port/path?q` -> `http://host:port`, cheaply (no full URL parse)."""
+    end = url.find("/", url.find("//") + 2)
+    return url if end < 0 else url[:end]
 
 
 class Client:
