@@ -5,62 +5,16 @@ Everything here is translation at the edge; fetching lives in the library module
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
 from . import __version__
+from .app import Environment, ExitCode, OutputPlan
 from .limits import parse_rate
 from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
-
-
-class ExitCode(IntEnum):
-    """Process exit status; documented in the README, one test each."""
-
-    OK = 0
-    FAILURES = 1
-    USAGE = 2
-    INTERRUPTED = 130
-    BROKEN_PIPE = 141
-    TERMINATED = 143
-
-
-@dataclass
-class Environment:
-    """The streams and what they are connected to, injectable for tests (as httpie does)."""
-
-    stdin: Any = None  # None: the process's own stream, looked up when the command runs
-    stdout: TextIO = None  # type: ignore[assignment]
-    stderr: TextIO = None  # type: ignore[assignment]
-    stdin_isatty: bool = field(default_factory=lambda: _isatty(sys.stdin))
-    stdout_isatty: bool = field(default_factory=lambda: _isatty(sys.stdout))
-    stderr_isatty: bool = field(default_factory=lambda: _isatty(sys.stderr))
-    no_color: bool = field(default_factory=lambda: "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb")
-
-    def bind(self) -> Environment:
-        """Fill unset streams from `sys` as they are now (CliRunner swaps them late)."""
-        self.stdin = self.stdin if self.stdin is not None else sys.stdin
-        self.stdout = self.stdout if self.stdout is not None else sys.stdout
-        self.stderr = self.stderr if self.stderr is not None else sys.stderr
-        return self
-
-    @property
-    def stdin_bytes(self) -> Any:
-        return getattr(self.stdin, "buffer", self.stdin)
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+from .result import FIELDS
 
 
 class ByteSize(click.ParamType):
@@ -94,25 +48,6 @@ class ByteSize(click.ParamType):
         if number < 0 or unit not in self._UNITS:
             self.fail(f"{value!r} is not a size like 1048576, 512k or 10M", param, ctx)
         return int(number * self._UNITS[unit])
-
-
-class _Stopper:
-    """First Ctrl-C (or SIGTERM) stops the run gracefully; a second Ctrl-C exits at once."""
-
-    def __init__(self) -> None:
-        self.code: ExitCode | None = None
-        self.run: Any = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.code is not None and signum == signal.SIGINT:
-            os._exit(ExitCode.INTERRUPTED)
-        self.code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
-        if self.run is not None:
-            self.run.stop()
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self)
-        signal.signal(signal.SIGTERM, self)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -213,7 +148,60 @@ class _Stopper:
     show_default=True,
     help="Scheme for lines without one.",
 )
-@click.option("--json", "as_json", is_flag=True, help="JSON lines on stdout even when it is a terminal.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON lines on stdout even when it is a terminal (= --format jsonl)."
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "table", "jsonl", "json", "csv"]),
+    default="auto",
+    show_default=True,
+    help="Record format. auto: the live table on a terminal, JSON lines otherwise (or by -o's extension).",
+)
+@click.option(
+    "--fields", default=None, metavar="LIST", help="Keys/columns to write, in this order: url,status,elapsed_ms,..."
+)
+@click.option(
+    "--match-status",
+    default=None,
+    metavar="LIST",
+    help="Write only records matching: codes, ranges, classes, error kinds (200,3xx,timeout).",
+)
+@click.option(
+    "--filter-status",
+    default=None,
+    metavar="LIST",
+    help="Leave out records matching these codes, classes or error kinds.",
+)
+@click.option("--only-failures", is_flag=True, help="Write only records that are not ok.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write records to FILE (json and csv atomically) while the terminal shows the live view.",
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="FILE",
+    help="Write the run's summary (counts, latency percentiles, throughput, timestamps) as JSON.",
+)
+@click.option(
+    "--fail-on",
+    default="any",
+    show_default=True,
+    metavar="any|none|LIST",
+    help="What makes the exit status 1: any record not ok, nothing, or matching classes/kinds (5xx,dns,timeout).",
+)
+@click.option(
+    "--accept", default="200-399", show_default=True, metavar="LIST", help="Statuses that count as ok (200-299,301)."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar or live view on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors: no progress, no summary.")
 @click.option(
     "--demo",
     type=click.IntRange(1),
@@ -250,10 +238,12 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     if demo is not None:
         _demo_defaults(ctx, flags)
     show_traceback = flags.pop("traceback")
-    as_json = flags.pop("as_json")
+    plan = _plan(flags)
     options = _options(flags)
+    from .app import drive
+
     try:
-        code = _drive(env, files or ("-",), demo, options, as_json)
+        code = drive(env, files or ("-",), demo, options, plan)
     except Exception as exc:
         if show_traceback:
             raise
@@ -270,6 +260,28 @@ def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
         flags["timeout"] = DEMO_TIMEOUT
     if ctx.get_parameter_source("retries") == click.core.ParameterSource.DEFAULT:
         flags["retries"] = 0
+
+
+def _plan(flags: dict[str, Any]) -> OutputPlan:
+    """Output flags -> OutputPlan; a bad spec is a usage error naming its flag."""
+    from .output.select import AcceptPolicy, FailPolicy, RecordFilter, SpecError, parse_fields
+
+    fmt = "jsonl" if flags.pop("as_json") and flags["fmt"] == "auto" else flags.pop("fmt")
+    flags.pop("fmt", None)
+    try:
+        return OutputPlan(
+            format=fmt,
+            fields=parse_fields(flags["fields"]) if flags["fields"] else FIELDS,
+            output=flags["output"],
+            summary_json=flags["summary_json"],
+            keep=RecordFilter.parse(flags["match_status"], flags["filter_status"], flags["only_failures"]),
+            accept=AcceptPolicy.parse(flags["accept"]),
+            fail_on=FailPolicy.parse(flags["fail_on"]),
+            progress=not flags["no_progress"],
+            quiet=flags["quiet"],
+        )
+    except SpecError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _options(flags: dict[str, Any]) -> Options:
@@ -298,71 +310,6 @@ def _options(flags: dict[str, Any]) -> Options:
         )
     except OptionsError as exc:
         raise click.UsageError(str(exc)) from None
-
-
-def _drive(env: Environment, files: tuple[str, ...], demo: int | None, options: Options, as_json: bool) -> ExitCode:
-    """Run the fetch, write every record, print the summary; return the exit code."""
-    from .inputs import open_inputs, parse
-    from .output.summary import Summary
-    from .pool import run
-
-    stopper = _Stopper()
-    stopper.install()
-    with ExitStack() as stack:
-        if demo is not None:
-            from . import demo as demo_server
-
-            base = stack.enter_context(demo_server.serve())
-            items: Iterator[Any] = parse(demo_server.urls(base, demo), "demo", options.default_scheme)
-        else:
-            items = open_inputs(files, env.stdin_bytes, options.default_scheme)
-        fetching = stopper.run = run(items, options)
-        writer = _writer(env, as_json, fetching)
-        fetching.on_idle = getattr(writer, "flush", None)
-        summary = Summary()
-        try:
-            for result in fetching:
-                summary.add(result)
-                writer.write(result)
-            writer.close()
-        except BrokenPipeError:
-            _silence_stdout()
-            os._exit(ExitCode.BROKEN_PIPE)
-        if env.stderr_isatty or stopper.code is not None:
-            click.echo(summary.line(interrupted=stopper.code is not None), file=env.stderr)
-    if stopper.code is not None:
-        _flush(env)
-        os._exit(stopper.code)  # in-flight requests are abandoned, not waited for
-    return ExitCode.FAILURES if summary.failed else ExitCode.OK
-
-
-def _writer(env: Environment, as_json: bool, fetching: Any) -> Any:
-    if as_json or not env.stdout_isatty:
-        from .output.jsonl import JsonLinesWriter
-
-        return JsonLinesWriter(env.stdout, fetching.pending)
-    from rich.console import Console
-
-    from .output.table import TableWriter
-
-    return TableWriter(Console(file=env.stdout, no_color=env.no_color, highlight=False))
-
-
-def _flush(env: Environment) -> None:
-    for stream in (env.stdout, env.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def run_cli() -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import cli_env, run_cli
 
 from fetchpool import __version__
 from fetchpool.cli import Environment, ExitCode, main
+
+from conftest import cli_env, run_cli
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -205,13 +206,28 @@ def test_demo_runs_offline_and_shows_every_outcome() -> None:
     assert proc.returncode == ExitCode.FAILURES
 
 
-def test_terminal_stdout_gets_a_table_and_stderr_terminal_a_summary(server) -> None:
-    result = invoke(
-        [], input=f"{server.url('/ok')}\n{server.url('/status/404')}\n", stdout_isatty=True, stderr_isatty=True
-    )
+def test_terminal_stdout_gets_the_table_and_the_summary(server) -> None:
+    urls = f"{server.url('/ok')}\n{server.url('/status/404')}\n"
+    result = invoke([], input=urls, stdout_isatty=True, stderr_isatty=True, no_color=True)
     assert result.exit_code == ExitCode.FAILURES
     assert "STATUS" in result.stdout and "404" in result.stdout and server.url("/ok") in result.stdout
-    assert "2 URLs in" in result.stderr and "1 ok" in result.stderr and "1 4xx" in result.stderr
+    assert "2 URLs in" in result.stdout and "p50" in result.stdout
+    assert result.stderr == ""
+
+
+def test_piped_stdout_with_a_terminal_stderr_shows_progress_there(server) -> None:
+    urls = f"{server.url('/ok')}\n{server.url('/status/404')}\n"
+    result = invoke([], input=urls, stdout_isatty=False, stderr_isatty=True, no_color=True)
+    assert len(records(result.stdout.encode())) == 2
+    assert "2 done" in result.stderr and "2 URLs in" in result.stderr
+
+
+def test_no_progress_leaves_the_summary_line_and_quiet_leaves_nothing(server) -> None:
+    urls = f"{server.url('/ok')}\n{server.url('/status/404')}\n"
+    plain = invoke(["--no-progress"], input=urls, stderr_isatty=True)
+    assert plain.stderr.startswith("2 URLs in") and "1 ok, 1 4xx" in plain.stderr and "\x1b" not in plain.stderr
+    quiet = invoke(["-q"], input=urls, stderr_isatty=True)
+    assert quiet.stderr == "" and len(records(quiet.stdout.encode())) == 2
 
 
 def test_json_flag_forces_json_on_a_terminal(server) -> None:

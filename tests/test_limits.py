@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import run_cli
-from servers import TestServer, running
 
 from fetchpool import Options, fetch
 from fetchpool.limits import BLOCKED, HostGate, parse_rate
 from fetchpool.options import OptionsError
+
+from conftest import run_cli
+from servers import TestServer, running
 
 
 @pytest.fixture

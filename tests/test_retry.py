@@ -6,13 +6,14 @@ import time
 from email.utils import formatdate
 
 import pytest
-from conftest import run_cli
 
 from fetchpool import Options, fetch
 from fetchpool.client import Client, fetch_one
 from fetchpool.options import OptionsError, parse_retry_on
 from fetchpool.result import ErrorKind
 from fetchpool.retry import retry_after_seconds
+
+from conftest import run_cli
 
 FAST = {"backoff": 0.01}
 

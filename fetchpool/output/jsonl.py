@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from ..result import Result
+from ..result import FIELDS, Result
 
 MAX_BATCH = 64
 
@@ -20,14 +20,20 @@ class JsonLinesWriter:
     waits on a finished record, and at high rates one system call carries many lines.
     """
 
-    def __init__(self, stream: TextIO, more_coming: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self, stream: TextIO, more_coming: Callable[[], bool] = lambda: False, fields: Sequence[str] = FIELDS
+    ) -> None:
         self.stream = stream
         self.more_coming = more_coming
+        self.fields = None if tuple(fields) == FIELDS else tuple(fields)  # None: every key, in order
         self._encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
         self._batch: list[str] = []
 
     def write(self, result: Result) -> None:
-        self._batch.append(self._encode(result.to_dict()) + "\n")
+        record = result.to_dict()
+        if self.fields is not None:
+            record = {name: record[name] for name in self.fields}
+        self._batch.append(self._encode(record) + "\n")
         if len(self._batch) >= MAX_BATCH or not self.more_coming():
             self.flush()
 

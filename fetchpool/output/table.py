@@ -1,13 +1,26 @@
-"""A readable table for a person at a terminal, one row per record as it completes."""
+"""A readable table for a person at a terminal, one row per record as it completes.
+
+The cell helpers here (status colour, durations, sizes, URLs cut in the middle) are
+shared with the live view, so both show a record the same way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from ..result import Result
 
 STATUS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
+ERROR_STYLE = "bold red"
+# TIME and SIZE widths plus the three column gaps (a divider and two pads each); the URL
+# column gets what STATUS leaves, so a long URL is cut in the middle, not at its end.
+FIXED_WIDTH = 7 + 10 + 3 * 3
 
 
 def human_bytes(n: int) -> str:
@@ -19,6 +32,20 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def human_ms(ms: float | None) -> str:
+    """`0.4 ms`, `12 ms`, `1.25 s`, `2m05s`: as many digits as a person needs."""
+    if ms is None:
+        return "-"
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, secs = divmod(int(ms / 1000), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
 def shorten(url: str, width: int) -> str:
     """Cut the middle of a long URL, keeping host and the end of the path visible."""
     if len(url) <= width or width < 5:
@@ -26,6 +53,53 @@ def shorten(url: str, width: int) -> str:
     keep = width - 1
     head = (keep + 1) // 2
     return url[:head] + "…" + url[len(url) - (keep - head) :]
+
+
+def outcome_style(name: str) -> str:
+    """Colour for a status class (`4xx`) or an error kind, as in the status column."""
+    if name[:1].isdigit() and name.endswith("xx"):
+        return STATUS_STYLE.get(int(name[0]), "white")
+    return ERROR_STYLE
+
+
+def status_text(result: Result) -> Text:
+    """The status cell: the code coloured by class, or the error kind in red."""
+    if result.error is not None:
+        return Text(result.error.value, style=ERROR_STYLE)
+    code = result.status or 0
+    return Text(str(code), style=STATUS_STYLE.get(code // 100, "white"))
+
+
+def results_table(rows: Iterable[Result], width: int, title: str | None = None, expand: bool = False) -> Table:
+    """A Rich table of records fitted to `width`: the URL is shortened in the middle.
+
+    `expand` fills the width whatever the URLs, so a live table does not jitter.
+    """
+    records = list(rows)
+    statuses = [status_text(r) for r in records]
+    status_width = max([7, *(len(s) for s in statuses)])
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
+        pad_edge=False,
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        expand=expand,
+    )
+    table.add_column("STATUS", no_wrap=True, min_width=status_width)
+    table.add_column("TIME", justify="right", no_wrap=True, min_width=7)
+    table.add_column("SIZE", justify="right", no_wrap=True, min_width=10)
+    url_width = max(width - FIXED_WIDTH - status_width, 10)
+    table.add_column("URL", no_wrap=True, overflow="ellipsis", max_width=url_width, ratio=1 if expand else None)
+    for r, status in zip(records, statuses, strict=True):
+        # An error message may take up to a third of the column; the URL keeps both ends.
+        note = f"  {r.error_message}" if r.error_message else ""
+        url = Text(shorten(r.url, url_width - min(len(note), url_width // 3)))
+        url.append(note, style="dim")
+        table.add_row(status, human_ms(r.elapsed_ms), human_bytes(r.bytes), url)
+    return table
 
 
 class TableWriter:

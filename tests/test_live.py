@@ -1,0 +1,332 @@
+"""The live view: its pieces, its final report, and what a person sees in a real terminal.
+
+The terminal tests run this file as a script (see `drive` at the bottom) inside a private
+tmux server, feed it synthetic records and read the screen with `capture-pane`. The script
+pauses halfway until the test has looked, so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from fetchpool.inputs import parse, read_lines
+from fetchpool.output.live import LiveWriter, bar, clock, count_lines, latency_histogram
+from fetchpool.output.stats import Stats
+from fetchpool.output.table import human_ms, shorten
+from fetchpool.result import ErrorKind, Result
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDS = 60
+
+
+def synthetic(count: int) -> Iterator[Result]:
+    """Every tenth a timeout, a 404 and a 500; long URLs whose ends matter."""
+    for i in range(count):
+        url = f"http://127.0.0.1:8080/a/very/long/path/{'x' * 60}/item-{i}?q={i}"
+        kind = i % 10
+        if kind == 9:
+            yield Result(url, i + 1, elapsed_ms=2000.0, attempts=1, error=ErrorKind.TIMEOUT, error_message="deadline")
+            continue
+        status = {7: 404, 8: 500}.get(kind, 200)
+        yield Result(url, i + 1, status=status, ok=status < 400, elapsed_ms=5.0 + 3 * i, bytes=1000 + i, attempts=1)
+
+
+def feed(count: int, **kw: object) -> tuple[LiveWriter, Stats, io.StringIO]:
+    out = io.StringIO()
+    console = Console(file=out, width=100, no_color=True)
+    stats = Stats()
+    writer = LiveWriter(console, stats, count, **kw)  # type: ignore[arg-type]
+    for r in synthetic(count):
+        stats.add(r)
+        writer.write(r)
+    writer.close()
+    return writer, stats, out
+
+
+# --- pieces --------------------------------------------------------------------------
+
+
+def test_shorten_cuts_the_middle_and_keeps_both_ends() -> None:
+    url = "https://example.com/" + "a" * 50 + "/index.html?page=2"
+    short = shorten(url, 40)
+    assert len(short) == 40 and short.count("…") == 1
+    assert short.startswith("https://example.com/") and short.endswith("/index.html?page=2")
+
+
+def test_shorten_leaves_what_fits_or_what_cannot_shrink() -> None:
+    assert shorten("http://a.test/", 40) == "http://a.test/"
+    assert shorten("http://a.test/x", len("http://a.test/x")) == "http://a.test/x"
+    assert shorten("http://a.test/long", 4) == "http://a.test/long"
+    assert all(len(shorten("h" * 100, w)) == w for w in range(5, 100))
+
+
+def test_human_ms_and_clock() -> None:
+    assert [human_ms(v) for v in (None, 0.44, 12.4, 999.4, 1234.0, 125_000.0)] == [
+        "-",
+        "0.4 ms",
+        "12 ms",
+        "999 ms",
+        "1.23 s",
+        "2m05s",
+    ]
+    assert [clock(s) for s in (0, 7.9, 754, 3723)] == ["0:00", "0:07", "12:34", "1:02:03"]
+    assert clock(2.314, fine=True) == "2.31 s" and clock(75, fine=True) == "1:15"
+
+
+def test_bar_draws_eighths_and_never_hides_a_non_empty_bin() -> None:
+    assert bar(8, 8, 4) == "████"
+    assert bar(1, 8, 4) == "▌"
+    assert bar(5, 8, 4) == "██▌"
+    assert bar(1, 10_000, 4) == "▏"
+    assert bar(0, 8, 4) == ""
+
+
+def test_latency_histogram_has_a_row_per_bin() -> None:
+    assert latency_histogram([]) is None
+    table = latency_histogram([(1.0, 2.0, 5), (2.0, 4.0, 0)])
+    assert table is not None and table.row_count == 2
+
+
+TRICKY = (
+    b"\xef\xbb\xbf# a comment after a BOM\n"
+    b"http://a.test/1\n"
+    b"\n   \n\t\r\n"
+    b"   # indented comment\n"
+    b"  b.test/2  \r\n"
+    b"\xff\xfe not utf-8\n"
+    b"#\n"
+    b"javascript:alert(1)\n"
+    b"last-without-newline"
+)
+
+
+@pytest.mark.parametrize("chunk", [4, 5, 7, 16, 1 << 20])
+def test_count_lines_agrees_with_the_parser(tmp_path: Path, chunk: int) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_bytes(TRICKY + b"\n" + b"x" * 70_000 + b"\n" + b"  # " + b"y" * 100 + b"\n" + b"  z")
+    with open(path, "rb") as f:
+        expected = sum(1 for _ in parse(read_lines(f)))
+    assert count_lines([str(path), str(path)], chunk_size=chunk) == 2 * expected == 2 * 7
+
+
+def test_count_lines_of_stdin_or_a_missing_file_is_unknown(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("http://a.test/\n")
+    assert count_lines([str(tmp_path / "a")]) == 1
+    assert count_lines([str(tmp_path / "a"), "-"]) is None
+    assert count_lines([str(tmp_path / "missing")]) is None
+    assert count_lines([]) == 0
+
+
+def test_count_total_sets_the_total_in_the_background(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("http://a.test/\n# c\nhttp://b.test/\n")
+    writer = LiveWriter(Console(file=io.StringIO()), Stats())
+    writer.count_total([str(tmp_path / "a")]).join(10)
+    writer.close()
+    assert writer.total == 2
+
+
+# --- the final report (on a plain stream) ----------------------------------------------
+
+
+def test_short_run_lists_every_row_then_the_summary_panel() -> None:
+    _, _, out = feed(20)
+    text = out.getvalue()
+    assert "\x1b[" not in text  # no_color, and not a terminal: no escapes at all
+    assert text.count("127.0.0.1:8080") == 20 and "item-19?q=19" in text
+    assert "20 URLs in" in text and "14 ok  6 failed" in text
+    assert "2xx 14  4xx 2  5xx 2  timeout 2" in text
+    assert re.search(r"latency\s+p50 \S+ ms\s+p90 .* p99 .* max 2.00 s", text)
+    assert "█" in text and "failures" not in text
+
+
+def test_long_run_shows_latest_failures_and_the_slowest() -> None:
+    writer, stats, out = feed(200, failures=5, slowest=3)
+    text = out.getvalue()
+    assert stats.total == 200 and "200 URLs in" in text
+    assert "failures (5 of 60, latest)" in text and "slowest 3" in text
+    assert "item-199?q=199" in text  # the latest failure
+    assert text.count("127.0.0.1:8080") == 8
+    assert writer.total == 200
+
+
+def test_progress_only_shows_the_bar_and_the_summary_but_no_rows() -> None:
+    _, _, out = feed(30, progress_only=True)
+    text = out.getvalue()
+    assert "✓" in text and "30/30" in text and "100%" in text and "30 URLs in" in text
+    assert "127.0.0.1:8080" not in text and "STATUS" not in text
+
+
+def test_interrupted_and_unknown_total_are_said() -> None:
+    out = io.StringIO()
+    stats = Stats()
+    writer = LiveWriter(Console(file=out, width=100), stats, None, progress_only=True, interrupted=lambda: True)
+    stats.add(next(synthetic(1)))
+    writer.close()
+    writer.close()  # idempotent
+    text = out.getvalue()
+    assert "✗" in text and "1 done" in text and "interrupted" in text and text.count("1 URL in") == 1
+
+
+def test_write_never_renders_and_holds_bounded_state() -> None:
+    """20,000 records: nothing is drawn between refreshes, memory stays a few dozen rows.
+
+    Prints the main-thread CPU cost per write (not asserted: machines differ).
+    """
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, height=40)
+    stats = Stats()
+    writer = LiveWriter(console, stats, 20_000, refresh_per_second=0.01)  # no refresh during the loop
+    records = list(synthetic(100)) * 200
+    start = time.thread_time()
+    for r in records:
+        writer.write(r)
+    cost = (time.thread_time() - start) / len(records) * 1e6
+    assert out.getvalue() == "\x1b[?25l"  # only the hidden cursor: no frame per record
+    assert len(writer._recent) == 30 and len(writer._slow) == 10 and writer._all is None
+    assert writer._failed == 6000 and len(writer._failures) == 20
+    writer.close()
+    print(f"\nLiveWriter.write: {cost:.2f} µs per record (main-thread CPU)")
+
+
+# --- in a real terminal ------------------------------------------------------------------
+
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 20) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Tmux:
+    """A private tmux server (its own socket) running one command in a 110x40 pane."""
+
+    def __init__(self, tmp: Path, command: str) -> None:
+        self.socket = f"fetchpool-test-{os.getpid()}-{tmp.name}"
+        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TMUX", "COLUMNS", "LINES")}
+        env["PYTHONPATH"] = str(ROOT)
+        self._tmux("new-session", "-d", "-s", "t", "-x", "110", "-y", "40", command, env=env)
+
+    def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
+        cmd = ["tmux", "-L", self.socket, "-f", "/dev/null", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=10, env=env).stdout
+
+    def screen(self, colours: bool = False) -> str:
+        return self._tmux("capture-pane", "-p", "-J", "-S", "-200", *(["-e"] if colours else []), "-t", "t")
+
+    def wait_for(self, text: str, what: str) -> str:
+        """The screen (with scrollback) once it shows `text`."""
+        screens: list[str] = []
+        wait_until(lambda: screens.append(self.screen()) or text in screens[-1], what)
+        return screens[-1]
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+@contextmanager
+def run_in_tmux(tmp_path: Path, *flags: str, redirect: str = "") -> Iterator[tuple[Tmux, Path]]:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    script = " ".join(shlex.quote(a) for a in (sys.executable, __file__, str(markers), *flags))
+    tmux = Tmux(tmp_path, f"cd {shlex.quote(str(ROOT))} && {script} {redirect}")
+    try:
+        yield tmux, markers
+    finally:
+        (markers / "exit").touch()
+        tmux.close()
+
+
+@needs_tmux
+def test_a_person_sees_progress_counters_rows_then_the_summary(tmp_path: Path) -> None:
+    with run_in_tmux(tmp_path) as (tmux, markers):
+        wait_until((markers / "half").exists, "the first half of the records")
+        middle = tmux.wait_for("30/60", "the progress line at 30/60")
+        assert re.search(r"━+.* 30/60\s+50%\s+[\d.,]+ URL/s\s+elapsed \d+:\d\d\s+ETA \d+:\d\d", middle), middle
+        assert re.search(r"21 ok\s+9 failed\s+│\s+2xx 21\s+4xx 3\s+5xx 3\s+timeout 3\s+│", middle), middle
+        assert re.search(r"STATUS\s+TIME\s+SIZE\s+URL", middle) and "timeout" in middle
+        assert re.search(r"404\s+86 ms\s+1\.0 KiB\s+http://127\.0\.0\.1:8080/a/very/\S*…\S*/item-27\?q=27", middle)
+        assert "\x1b[32m" in tmux.screen(colours=True)  # 2xx counts and 200s are green
+        (markers / "go").touch()
+        wait_until((markers / "done").exists, "the end of the run")
+        final = tmux.wait_for("╰", "the summary panel")
+        assert "30/60" not in final and "ETA" not in final  # the live view was erased
+        assert "failures" in final and "slowest 10" in final and re.search(r"╭─ 60 URLs in", final)
+        assert re.search(r"│ 42 ok\s+18 failed\s+\S+ KiB\s+[\d.,]+ URL/s", final), final
+        assert re.search(r"│ 2xx 42\s+4xx 6\s+5xx 6\s+timeout 6", final)
+        assert re.search(r"latency\s+p50 \S+ ms\s+p90 .* p99 .* max 2.00 s", final)
+        assert re.search(r"│\s+\S+ ms – \S+ ms █+\S*\s+\d+", final), final
+        print("\n" + final.rstrip())
+
+
+@needs_tmux
+def test_stderr_progress_mode_shows_only_the_bar_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with run_in_tmux(tmp_path, "--progress-only", "--unknown-total", redirect=f"> {out}") as (tmux, markers):
+        wait_until((markers / "half").exists, "the first half of the records")
+        middle = tmux.wait_for("30 done", "a count with a spinner")
+        assert "URL/s" in middle and "ETA" not in middle and "STATUS" not in middle
+        (markers / "go").touch()
+        wait_until((markers / "done").exists, "the end of the run")
+        final = tmux.wait_for("╰", "the summary panel")
+        assert "✓" in final and "60 done" in final and "60 URLs in" in final and "127.0.0.1" not in final
+        assert len(out.read_text().splitlines()) == RECORDS
+
+
+# --- the script the terminal tests run ----------------------------------------------------
+
+
+def drive(argv: list[str]) -> None:
+    """Feed RECORDS synthetic records to a LiveWriter on this process's terminal.
+
+    Stops halfway (touching `half`) until `go` exists, touches `done` at the end and waits
+    for `exit` so the screen stays for the test to read. With --progress-only the view is
+    on stderr and records go to stdout as JSON lines, as the CLI does when piped.
+    """
+    markers, flags = Path(argv[0]), set(argv[1:])
+    progress_only = "--progress-only" in flags
+    console = Console(stderr=progress_only)
+    stats = Stats()
+    total = None if "--unknown-total" in flags else RECORDS
+    writer = LiveWriter(console, stats, total, progress_only=progress_only, refresh_per_second=20)
+    for i, result in enumerate(synthetic(RECORDS)):
+        if i == RECORDS // 2:
+            (markers / "half").touch()
+            _wait_for(markers / "go")
+        stats.add(result)
+        writer.write(result)
+        if progress_only:
+            print(json.dumps(result.to_dict()), flush=True)
+    writer.close()
+    (markers / "done").touch()
+    _wait_for(markers / "exit")
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+if __name__ == "__main__":
+    drive(sys.argv[1:])
