@@ -28,6 +28,7 @@ class Handler(BaseHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: TestServer
 
     def log_message(self, format: str, *args: object) -> None:
