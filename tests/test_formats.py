@@ -346,3 +346,16 @@ def test_machine_formats_do_not_import_rich() -> None:
         "assert not [m for m in sys.modules if m.split('.')[0] in ('rich', 'click')], 'UI imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_lines_reach_the_descriptor_in_whole_line_chunks_of_at_most_pipe_buf(tmp_path) -> None:
+    from fetchpool.output import PIPE_BUF, _chunks, write_lines
+
+    data = b"".join(b"x" * 300 + b"\n" for _ in range(40)) + b"y" * 5000 + b"\n" + b"z\n"
+    pieces = list(_chunks(data))
+    assert b"".join(pieces) == data and all(p.endswith(b"\n") for p in pieces)
+    assert all(len(p) <= PIPE_BUF for p in pieces if not p.startswith(b"y"))
+    path = tmp_path / "out.txt"
+    with path.open("w") as stream:
+        write_lines(stream, data.decode())
+    assert path.read_bytes() == data

@@ -5,7 +5,9 @@ Only the main thread calls a writer, so lines never interleave.
 
 from __future__ import annotations
 
-from typing import Protocol
+import os
+from collections.abc import Iterator
+from typing import Protocol, TextIO
 
 from ..result import Result
 
@@ -16,3 +18,39 @@ class Writer(Protocol):
     def write(self, result: Result) -> None: ...
 
     def close(self) -> None: ...
+
+
+PIPE_BUF = 4096  # POSIX: a pipe write of at most this many bytes is never split
+
+
+def write_lines(stream: TextIO, text: str) -> None:
+    """Write whole lines so that no reader ever sees half of one, even if we are killed.
+
+    Through Python's buffers a line may be split across two system calls, and a SIGKILL
+    between them (a full pipe makes that likely) leaves half a line behind. On a real file
+    descriptor the lines go out in `os.write` calls of whole lines, each at most PIPE_BUF
+    bytes where the lines allow it, which the kernel writes entirely or not at all.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0:
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()
+    for chunk in _chunks(text.encode("utf-8")):
+        while chunk:
+            chunk = chunk[os.write(fd, chunk) :]
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    """Split `data` at line ends into pieces of at most PIPE_BUF bytes (a longer line: alone)."""
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + PIPE_BUF) + 1
+        if end <= start:  # one line longer than PIPE_BUF
+            end = data.find(b"\n", start) + 1 or len(data)
+        yield data[start:end]
+        start = end

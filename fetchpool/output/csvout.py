@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ..result import FIELDS, Result
+from . import write_lines
 from .select import project
 
 MAX_BATCH = 64
@@ -59,8 +60,7 @@ class CsvWriter:
             self._buffer.seek(0)
             self._buffer.truncate()
             self._rows = 0
-            self.stream.write(text)
-        self.stream.flush()
+        write_lines(self.stream, text)
 
     def close(self) -> None:
         self.flush()

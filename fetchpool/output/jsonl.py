@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ..result import FIELDS, Result
+from . import write_lines
 
 MAX_BATCH = 64
 
@@ -14,8 +15,8 @@ MAX_BATCH = 64
 class JsonLinesWriter:
     """Writes each record on its own line.
 
-    Lines are handed to the stream only whole, in one `write` per batch followed by a
-    flush, so a reader never sees half a line, even if the process is killed. A batch
+    Lines are handed to the stream only whole (see `write_lines`), so a reader never sees
+    half a line, even if the process is killed. A batch
     is kept only while another result is already waiting (`more_coming`): nobody ever
     waits on a finished record, and at high rates one system call carries many lines.
     """
@@ -38,11 +39,9 @@ class JsonLinesWriter:
             self.flush()
 
     def flush(self) -> None:
-        if self._batch:
-            text = "".join(self._batch)
-            self._batch.clear()
-            self.stream.write(text)
-        self.stream.flush()
+        text = "".join(self._batch)
+        self._batch.clear()
+        write_lines(self.stream, text)
 
     def close(self) -> None:
         self.flush()
