@@ -129,7 +129,7 @@ class ByteSize(click.ParamType):
 )
 @click.option(
     "--retry-on",
-    default="429,502,503,504,connect,timeout,read",
+    default="429,502,503,504,connect,timeout,read,protocol",
     show_default=True,
     metavar="LIST",
     help="Status codes and error kinds that are retried.",

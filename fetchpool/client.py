@@ -170,8 +170,8 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     """Send, follow redirects while allowed, then count the final body."""
     options, result = client.options, state.result
     method, headers = options.method, client.headers
+    result.final_url = redact_url(url)
     while True:
-        result.final_url = redact_url(url)
         response = _send(method, url, headers, client, guard, normalised=result.redirects == 0)
         result.ttfb_ms = state.ms()
         result.status = response.status_code
@@ -181,22 +181,35 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
         if not (options.follow_redirects and response.status_code in REDIRECT_CODES and location):
             break
         _drain(response, guard)
-        if result.redirects >= options.max_redirects:
-            raise FetchError(ErrorKind.TOO_MANY_REDIRECTS, f"more than {options.max_redirects} redirects")
-        result.redirects += 1
         target = urljoin(url, location.encode("latin-1").decode("utf-8", "replace"))
+        _check_hop(target, result.redirects, options.max_redirects, guard)
+        result.redirects += 1
         method, headers = _rebuild(response, method, url, target, headers)
         url = target
+        result.final_url = redact_url(url)
     _count_body(response, result, options.max_bytes, guard)
+
+
+def _check_hop(target: str, done: int, limit: int, guard: Guard) -> None:
+    """Refuse a redirect before it counts: another scheme, one too many, or no time left."""
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in FETCHABLE:
+        raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"redirect to scheme '{scheme}:' refused (only http and https)")
+    if done >= limit:
+        raise FetchError(ErrorKind.TOO_MANY_REDIRECTS, f"more than {limit} redirects")
+    if guard.expired:
+        raise FetchError(ErrorKind.TIMEOUT, "total deadline reached while following a redirect")
 
 
 def _send(
     method: str, url: str, headers: CaseInsensitiveDict, client: Client, guard: Guard, normalised: bool
 ) -> Response:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in FETCHABLE:
-        raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"redirect to scheme '{scheme}:' refused (only http and https)")
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in FETCHABLE:
+        raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"scheme '{parts.scheme}:' is not fetched (only http and https)")
+    if guard.expired:
+        raise FetchError(ErrorKind.TIMEOUT, "total deadline reached before the request could start")
+    host = (parts.hostname or "").rstrip(".").lower()
     if host == "invalid" or host.endswith(".invalid"):
         raise FetchError(ErrorKind.DNS, f"{host}: the .invalid top-level domain never resolves (RFC 6761)")
     request = _prepare(method, url, headers) if normalised else PreparedRequest()

@@ -111,6 +111,8 @@ def parse_line(raw: bytes | str | None, number: int, source: str = "-", default_
         except UnicodeDecodeError:
             shown = raw.strip().decode("utf-8", "backslashreplace")
             return Result.failed(shown, number, ErrorKind.INVALID_URL, "line is not valid UTF-8", source)
+    elif len(raw) > MAX_LINE_BYTES // 4 and len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+        return Result.failed("", number, ErrorKind.INVALID_URL, f"line longer than {MAX_LINE_BYTES} bytes", source)
     else:
         text = raw.lstrip("\ufeff") if number == 1 else raw
     text = text.strip()

@@ -12,7 +12,7 @@ from . import __version__
 DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
 MAX_CONCURRENCY = 1024
 LIMITED_WINDOW = 2048
-DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read"})
+DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read", "protocol"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "tls"})
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from servers import TestServer, running
 
 PROXY_VARS = (

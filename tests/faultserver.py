@@ -19,18 +19,36 @@ Paths (any query string is ignored):
     /bad-status         "HTTP/1.1 abc OK": a status line whose code is not a number
     /long-header        one header line of 100 KB
     /many-headers       200 headers (http.client takes at most 100)
+    /two-lengths        two different Content-Length headers
+    /http09             a body with no status line at all
+    /empty-status       an empty status line
     /bad-chunk          chunked body whose first chunk size is not hex
+    /chunk-cut          chunked body announcing 1000 bytes, then 10 and a close
     /chunked-forever    chunked body, 64 KiB chunks, forever
     /huge-length        Content-Length 2147483648, then 64 KiB blocks forever
+    /bad-length         Content-Length: abc (clients read until close)
+    /http10             HTTP/1.0 without a length, body until close
+    /header-junk        header lines without a colon, and control bytes
+    /continue           100 Continue, then the real 200
+    /gzip-bomb          20 MiB of zeros, gzipped (~20 KB), Content-Encoding: gzip
     /loop               302 to itself
+    /redirect-drip      302 whose body drips one byte every 0.5 s
     /to?url=U           302 to U (U percent-decoded)
+    anything else       404
+
+`FaultServer(tls=ctx)` speaks the same over TLS. `FaultServer(on_accept=NAME)` instead runs one
+behaviour right after accept, before any request: `slam` (close unread), `stall` (say nothing,
+not even a TLS ServerHello), `tls-drip` (a handshake record dripped a byte at a time), `tls-alert`.
 
 Plus, on the server object: `refused_port()` (a port nothing listens on), and `backlog_port`
 (a socket that listens but never accepts: the kernel completes the handshake, nobody answers).
+`loopback_getaddrinfo` stands in for `socket.getaddrinfo` so no test can look a name up.
 """
 
 from __future__ import annotations
 
+import gzip
+import ipaddress
 import socket
 import ssl
 import struct
@@ -41,7 +59,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from fetchpool.fetch import Client, fetch_one
+from fetchpool.client import Client, fetch_one
 from fetchpool.options import Options
 from fetchpool.result import Result
 
@@ -57,8 +75,9 @@ class ClientGone(Exception):
 class FaultServer:
     """Threaded raw TCP server on 127.0.0.1:0; `tls` wraps each accepted socket in its thread."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, on_accept: str | None = None) -> None:
         self.tls = tls
+        self.on_accept = on_accept
         self.closing = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.port = self.listener.getsockname()[1]
@@ -120,6 +139,11 @@ class FaultServer:
         with self._lock:
             self._conns.add(conn)
         try:
+            # No Nagle: a write must be on the wire before a reset (SO_LINGER 0) can discard it.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.on_accept is not None:
+                getattr(self, "a_" + self.on_accept.replace("-", "_"))(conn)
+                return
             if self.tls is not None:
                 conn.settimeout(5)
                 conn = self.tls.wrap_socket(conn, server_side=True)
@@ -197,6 +221,27 @@ class FaultServer:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
 
+    # -- behaviours right after accept, before any request is read (FaultServer(on_accept=...)) --
+
+    def a_slam(self, conn: socket.socket) -> None:
+        """Close at once, without reading the request."""
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def a_stall(self, conn: socket.socket) -> None:
+        """Say nothing, not even a TLS ServerHello, until the client gives up."""
+        while not self._client_left(conn, 3600):
+            pass
+
+    def a_tls_drip(self, conn: socket.socket) -> None:
+        """A TLS handshake record header announcing 16 KiB, then its body one byte every 0.2 s."""
+        self._send(conn, b"\x16\x03\x03\x40\x00")
+        self._drip(conn, b"\x02" * 16384, 0.2)
+
+    def a_tls_alert(self, conn: socket.socket) -> None:
+        """A fatal TLS alert (handshake_failure) instead of a ServerHello."""
+        self._send(conn, b"\x15\x03\x03\x00\x02\x02\x28")
+        conn.shutdown(socket.SHUT_RDWR)
+
     # -- behaviours ---------------------------------------------------------------------------
 
     def b_ok(self, conn: socket.socket, path: str) -> None:
@@ -250,6 +295,47 @@ class FaultServer:
         self._send(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz-not-hex\r\nabc\r\n")
         conn.shutdown(socket.SHUT_RDWR)
 
+    def b_chunk_cut(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + b"x" * 10)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_bad_length(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nbody")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_two_lengths(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 10\r\n\r\nbody")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_http10(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"y" * 5000)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_header_junk(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nthis line has no colon\r\n\x00\x01\r\nContent-Length: 2\r\n\r\nok")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_continue(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_http09(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"<html>no status line at all</html>\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_empty_status(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"\r\n\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_gzip_bomb(self, conn: socket.socket, path: str) -> None:
+        body = gzip.compress(b"\0" * (20 * 1024 * 1024))
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_redirect_drip(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 1000000\r\n\r\n")
+        self._drip(conn, b"x" * 1000000, 0.5)
+
     def b_chunked_forever(self, conn: socket.socket, path: str) -> None:
         self._send(
             conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -272,9 +358,37 @@ class FaultServer:
         )
 
 
+_REAL_GETADDRINFO = socket.getaddrinfo
+LOOKUPS: list[str] = []
+
+
+def loopback_getaddrinfo(host: object, port: object, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0):  # type: ignore[no-untyped-def]
+    """A `socket.getaddrinfo` that can only answer with loopback addresses and never asks DNS.
+
+    `localhost` and numeric addresses are resolved locally (AI_NUMERICHOST); every other name,
+    and any numeric address off the loopback net (`10.0.0.1`, `2130706433`...), raises
+    `socket.gaierror` like an unknown name would. Names asked for are recorded in LOOKUPS.
+    """
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    LOOKUPS.append(name)
+    if name.lower().rstrip(".") == "localhost":
+        name = "127.0.0.1"
+    try:
+        infos = _REAL_GETADDRINFO(name, port, family, type, proto, flags | socket.AI_NUMERICHOST)  # type: ignore[arg-type]
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"Name or service not known ({name!r}: tests resolve no names)"
+        ) from exc
+    for info in infos:
+        address = str(info[4][0]).split("%", 1)[0]
+        if not ipaddress.ip_address(address).is_loopback:
+            raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known ({address} is off this machine)")
+    return infos
+
+
 @contextmanager
-def serving(tls: ssl.SSLContext | None = None) -> Iterator[FaultServer]:
-    server = FaultServer(tls).start()
+def serving(tls: ssl.SSLContext | None = None, on_accept: str | None = None) -> Iterator[FaultServer]:
+    server = FaultServer(tls, on_accept).start()
     try:
         yield server
     finally:

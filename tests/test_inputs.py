@@ -118,3 +118,8 @@ def test_str_lines_work_too() -> None:
         Target("http://a.test/", 1),
         Target("https://b.test/", 3),
     ]
+
+
+def test_a_huge_str_line_is_invalid_too() -> None:
+    (got,) = list(parse(["http://a.test/" + "x" * (MAX_LINE_BYTES + 1)]))
+    assert isinstance(got, Result) and got.error is ErrorKind.INVALID_URL and got.line == 1
