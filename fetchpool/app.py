@@ -107,9 +107,11 @@ class Stopper:
 
 def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
     """Run the fetch, write every record, show or print the summary; return the exit code."""
+    from . import fastheaders
     from .output.stats import Stats
     from .pool import run
 
+    fastheaders.install()
     stopper = Stopper()
     stopper.install()
     stats = Stats()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fetchpool.inputs import MAX_LINE_BYTES, Target, open_inputs, parse, read_lines
 from fetchpool.result import ErrorKind, Result
@@ -123,3 +125,23 @@ def test_str_lines_work_too() -> None:
 def test_a_huge_str_line_is_invalid_too() -> None:
     (got,) = list(parse(["http://a.test/" + "x" * (MAX_LINE_BYTES + 1)]))
     assert isinstance(got, Result) and got.error is ErrorKind.INVALID_URL and got.line == 1
+
+
+@given(
+    st.from_regex(r"\Ahttps?://[a-zA-Z0-9.\-]{1,20}(:[0-9]{1,6})?(/[ -~]{0,30})?\Z", fullmatch=True)
+    | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=40)
+)
+@settings(max_examples=300, deadline=None)
+def test_the_quick_path_agrees_with_requests(text: str) -> None:
+    """Lines the quick path accepts are exactly what preparing them in requests gives."""
+    from requests.models import PreparedRequest
+
+    from fetchpool.inputs import _PLAIN, normalise
+
+    plain = _PLAIN.match(text)
+    if not plain or int(plain.group(1) or 1) > 65535:
+        return
+    url, failure = normalise(text)
+    request = PreparedRequest()
+    request.prepare_url(text, None)  # must not raise for a line the quick path accepts
+    assert failure is None and url == request.url
