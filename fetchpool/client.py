@@ -30,6 +30,7 @@ CHUNK = 64 * 1024
 REDIRECT_DRAIN = 64 * 1024
 REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 POOL_CACHE = 32  # origins remembered per worker; below the PoolManager's 64, so rarely evicted
+PROXY_CACHE = 4096
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
@@ -117,6 +118,8 @@ class Client:
         key = _origin(url)
         found = self._proxies.get(key)
         if found is None:
+            if len(self._proxies) >= PROXY_CACHE:  # ten million distinct hosts must not grow memory
+                self._proxies.clear()
             found = self._proxies[key] = get_environ_proxies(url)
         return found
 

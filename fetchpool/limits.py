@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .options import OptionsError
 
+MAX_TRACKED = 4096
 BLOCKED = math.inf  # wait until a request to this host finishes
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.IGNORECASE)
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
@@ -52,6 +53,8 @@ class HostGate:
             at = self._next_at.get(key, 0.0)
             if now < at:
                 return at - now
+            if len(self._next_at) > MAX_TRACKED:  # forget hosts whose turn has long come
+                self._next_at = {k: t for k, t in self._next_at.items() if t > now}
             self._next_at[key] = max(at, now) + 1 / self.rate
         self._in_flight[host] += 1
         return 0.0
