@@ -3,14 +3,17 @@
 Why this exists: "is fetchpool fast enough?" only has an answer next to (a) what curl
 does on the same URL list and (b) what a competent hand-written requests + thread pool
 script does. Every number here comes from real processes talking HTTP/1.1 keep-alive to
-nginx on 127.0.0.1, measured the same way (wall clock, user+sys CPU and peak RSS from
-`os.wait4`), with tools alternated run by run so drift (thermal, noisy neighbours) hits
-every tool alike, and every run's output checked so a fast-but-wrong run cannot win.
+nginx on 127.0.0.1, measured the same way (wall clock and user+sys CPU from `os.wait4`,
+peak RSS from GNU time's wait4: see `measure` for why), with tools alternated run by run
+so drift (thermal, noisy neighbours) hits every tool alike, the CPU used meanwhile by
+unrelated processes recorded, and every run's output checked so a fast-but-wrong run
+cannot win.
 
     python benchmarks/run.py            # full: throughput + memory + startup -> results.md
-    python benchmarks/run.py --quick    # < 1 minute smoke run, 1 run per tool
+    python benchmarks/run.py --quick    # < 1 minute smoke run, 1 run per tool -> results-quick.md
     python benchmarks/run.py --memory   # only the streaming-input memory scenario
     python benchmarks/run.py --startup  # only the startup-time scenario
+    python benchmarks/run.py --ref REF  # fetchpool as committed at a git ref, not the working tree
 
 Only loopback addresses are ever contacted: every URL is built from the local server's
 127.0.0.1 address, and proxy variables are stripped from every child's environment.
@@ -82,21 +85,55 @@ def _kill_group(pgid: int, sig: int = signal.SIGTERM) -> None:
 
 
 def cleanup() -> None:
-    """Terminate every process group we started (servers, tools), then make sure."""
+    """Terminate every process group we started (servers, tools), reap, then make sure.
+
+    Group leaders are our children: they must be reaped, or their zombies would keep the
+    group "alive" to kill(0) and every cleanup would wait out the full grace period.
+    """
     groups = list(_GROUPS)
     for pgid in groups:
         _kill_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + 3
     for pgid in groups:
-        while time.monotonic() < deadline:
+        while True:
             try:
-                os.killpg(pgid, 0)
-            except (ProcessLookupError, PermissionError):
+                os.waitpid(pgid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not _group_alive(pgid):
+                break
+            if time.monotonic() >= deadline:
+                _kill_group(pgid, signal.SIGKILL)
+                try:
+                    os.waitpid(pgid, 0)
+                except ChildProcessError:
+                    pass
                 break
             time.sleep(0.05)
-        else:
-            _kill_group(pgid, signal.SIGKILL)
         _GROUPS.discard(pgid)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Does the group still have a live (non-zombie) member?
+
+    kill(0) says yes for zombies too, and members orphaned to init stay zombies until init
+    gets round to reaping them (seconds here), so /proc is read instead.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                after = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(after[2]) == pgid and after[0] != "Z":
+            return True
+    return False
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -142,6 +179,42 @@ class Measurement:
     maxrss_kb: int
     returncode: int
     timed_out: bool
+    other_cpu: float = 0.0  # CPU seconds burnt meanwhile by processes that are neither the tool nor the server
+    server_cpu: float = 0.0
+
+
+SERVER_PIDS: list[int] = []  # process ids of the target servers' masters (workers are found as children)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far, from /proc/stat (all cores)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def server_cpu_seconds() -> float:
+    """User+sys seconds of the server processes (masters and their workers) so far."""
+    total = 0
+    wanted = set(SERVER_PIDS)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                after = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(after[1])
+        if pid in wanted or ppid in wanted:
+            total += int(after[11]) + int(after[12])
+    return total / CLK_TCK
 
 
 def find_gnu_time() -> str | None:
@@ -193,6 +266,7 @@ def measure(
         fout = open(stdout, "ab") if stdout else subprocess.DEVNULL
         ferr = open(stderr, "ab") if stderr else subprocess.DEVNULL
         files = [f for f in (fin, fout, ferr) if not isinstance(f, int)]
+        busy0, server0 = machine_busy_seconds(), server_cpu_seconds()
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, env=child_env(), start_new_session=True)
         _GROUPS.add(proc.pid)
@@ -210,6 +284,8 @@ def measure(
         finally:
             timer.cancel()
         wall = time.perf_counter() - start
+        server = server_cpu_seconds() - server0
+        busy = machine_busy_seconds() - busy0
         proc.returncode = os.waitstatus_to_exitcode(status)
         if fired.is_set():
             _kill_group(proc.pid, signal.SIGKILL)  # stragglers (curls under a killed xargs)
@@ -218,7 +294,9 @@ def measure(
         if rss_file is not None:
             lines = rss_file.read_text().split()
             maxrss = int(lines[-1]) if lines and lines[-1].isdigit() else 0
-        return Measurement(wall, usage.ru_utime + usage.ru_stime, maxrss, proc.returncode, fired.is_set())
+        cpu = usage.ru_utime + usage.ru_stime
+        other = max(0.0, busy - cpu - server)
+        return Measurement(wall, cpu, maxrss, proc.returncode, fired.is_set(), other, server)
     finally:
         for f in files:
             f.close()
@@ -364,6 +442,7 @@ class Servers:
                 )
             _GROUPS.add(proc.pid)
             self.procs.append(proc)
+            SERVER_PIDS.append(proc.pid)
             if wait_listening(port, proc):
                 return f"http://{LOOPBACK}:{port}"
             _kill_group(proc.pid, signal.SIGKILL)
@@ -381,6 +460,7 @@ class Servers:
         )
         _GROUPS.add(proc.pid)
         self.procs.append(proc)
+        SERVER_PIDS.append(proc.pid)
         assert proc.stdout is not None
         ready: list[bytes] = []
         reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
@@ -444,6 +524,51 @@ def find_fetchpool() -> str:
     )
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+
+
+def fetchpool_from_ref(ref: str, where: Path) -> tuple[str, str]:
+    """An executable running fetchpool exactly as committed at `ref` (read-only use of git).
+
+    Why: the working tree may be mid-edit (or another commit may be the one to compare
+    against); `git archive` gives an immutable copy that this interpreter runs with the
+    same dependencies, through a launcher shaped like the console script.
+    """
+    try:
+        sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+        archive = subprocess.run(
+            ["git", "-C", str(HERE.parent), "archive", sha, "fetchpool"], capture_output=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(f"run.py: cannot read fetchpool at git ref {ref!r}: {exc}") from None
+    dest = where / f"fetchpool-{sha[:12]}"
+    dest.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, timeout=60)
+    (dest / "bin").mkdir()
+    launcher = dest / "bin" / "fetchpool"  # dest/fetchpool is the package itself
+    launcher.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(dest)!r})\n"
+        "from fetchpool.cli import run_cli\n"
+        "sys.exit(run_cli())\n"
+    )
+    launcher.chmod(0o755)
+    return str(launcher), f"git {ref} = {sha[:12]} (snapshot via git archive)"
+
+
+def working_tree_state() -> str:
+    try:
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        dirty = [line for line in _git("status", "--porcelain", "--", "fetchpool").splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError):
+        return "working tree (not a git checkout?)"
+    return f"working tree at {sha}" + (f" + {len(dirty)} uncommitted change(s) under fetchpool/" if dirty else "")
+
+
 def curl_version(curl: str) -> tuple[tuple[int, ...], str]:
     first = subprocess.run([curl, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
     m = re.match(r"curl (\d+)\.(\d+)\.(\d+)", first)
@@ -479,7 +604,7 @@ def make_tools(fetchpool: str, wanted: list[str]) -> tuple[list[Tool], dict[str,
         loud("curl not found: the curl columns are skipped (apt-get install curl)")
     else:
         version, line = curl_version(curl)
-        versions["curl"] = line
+        versions["curl"] = " ".join(line.split()[:4])  # curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1
         if version >= CURL_PARALLEL_MIN:
             tools["curl-parallel"] = Tool(
                 "curl-parallel",
@@ -613,6 +738,8 @@ class RunRecord:
     returncode: int
     ok: bool
     statuses: dict[str, int]
+    server_cpu: float = 0.0
+    other_cpu: float = 0.0
 
 
 def write_url_list(targets: Targets, path_name: str, n: int, where: Path) -> tuple[Path, Path]:
@@ -662,7 +789,8 @@ def run_throughput(
                 rate = sc.urls / m.wall
                 log(
                     f"[{sc.label}] round {rnd}/{runs} {tool.name:13s} {m.wall:7.2f}s {rate:8.0f} URL/s "
-                    f"cpu {1000 * m.cpu / sc.urls:6.3f} ms/URL rss {m.maxrss_kb / 1024:6.1f} MB {'ok' if ok else 'FAILED'}"
+                    f"cpu {1000 * m.cpu / sc.urls:6.3f} ms/URL rss {m.maxrss_kb / 1024:6.1f} MB "
+                    f"other {100 * m.other_cpu / (m.wall * NCPU):3.0f}% {'ok' if ok else 'FAILED'}"
                 )
                 records.append(
                     RunRecord(
@@ -676,6 +804,8 @@ def run_throughput(
                         m.returncode,
                         ok,
                         dict(outcome.statuses),
+                        m.server_cpu,
+                        m.other_cpu,
                     )
                 )
     return records
@@ -683,8 +813,9 @@ def run_throughput(
 
 def throughput_table(records: list[RunRecord], scenarios: list[Scenario], tools: list[Tool]) -> str:
     rows = [
-        "| scenario | tool | URLs/s (median) | × baseline | × curl | CPU ms/URL | peak RSS MB | % of K/latency limit | checks |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | tool | URLs/s (median) | × baseline | × curl | CPU ms/URL | peak RSS MB | % of K/latency limit "
+        "| checks | other load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for sc in scenarios:
         med: dict[str, dict[str, float]] = {}
@@ -698,6 +829,7 @@ def throughput_table(records: list[RunRecord], scenarios: list[Scenario], tools:
                 "rss": max(r.maxrss_kb for r in mine) / 1024,
                 "ok": sum(r.ok for r in mine),
                 "n": len(mine),
+                "other": statistics.median(100 * r.other_cpu / (r.wall * NCPU) for r in mine),
             }
         base = med.get("baseline", {}).get("rate")
         curl = med.get("curl-parallel", {}).get("rate")
@@ -706,7 +838,7 @@ def throughput_table(records: list[RunRecord], scenarios: list[Scenario], tools:
             checks = f"{int(v['ok'])}/{int(v['n'])} ok" if v["ok"] == v["n"] else f"⚠ {int(v['ok'])}/{int(v['n'])} ok"
             rows.append(
                 f"| {sc.label} | {name} | {v['rate']:,.0f} | {_ratio(v['rate'], base)} | {_ratio(v['rate'], curl)} "
-                f"| {v['cpu']:.3f} | {v['rss']:.1f} | {limit} | {checks} |"
+                f"| {v['cpu']:.3f} | {v['rss']:.1f} | {limit} | {checks} | {v['other']:.0f}% |"
             )
     return "\n".join(rows)
 
@@ -794,22 +926,30 @@ def run_memory(
     start = time.monotonic()
     feeder.start()
     samples: list[tuple[float, int, int]] = []
-    while time.monotonic() - start < pipe_seconds and proc.poll() is None:
+    final: dict[str, int] = {}
+    reaped = 0
+    status = 0
+    # wait4(WNOHANG), not proc.poll(): poll would reap the child and lose its exit status.
+    while time.monotonic() - start < pipe_seconds:
         st = proc_status_kb(proc.pid)
         if st:
+            final = st
             samples.append((time.monotonic() - start, st.get("VmRSS", 0), st.get("VmHWM", 0)))
+        reaped, status, _ = os.wait4(proc.pid, os.WNOHANG)
+        if reaped:
+            break
         time.sleep(0.2)
-    final = proc_status_kb(proc.pid)
-    finished_alone = proc.poll() is not None
+    finished_alone = bool(reaped)
     lines_at_stop = min(written[0], pipe_lines)
-    _kill_group(proc.pid, signal.SIGTERM)
-    killer = threading.Timer(15, _kill_group, (proc.pid, signal.SIGKILL))  # if SIGTERM is ignored
-    killer.daemon = True
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
+    if not reaped:
+        _kill_group(proc.pid, signal.SIGTERM)
+        killer = threading.Timer(15, _kill_group, (proc.pid, signal.SIGKILL))  # if SIGTERM is ignored
+        killer.daemon = True
+        killer.start()
+        try:
+            _, status, _ = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     _GROUPS.discard(proc.pid)
     try:
@@ -819,6 +959,10 @@ def run_memory(
     feeder.join(timeout=5)
     with open(out2, "rb") as f:
         records = sum(1 for _ in f)
+    if finished_alone and records != pipe_lines:
+        loud(
+            f"memory pipe run: fetchpool exited by itself after {records:,} of {pipe_lines:,} records\n   {_tail(err, 5)}"
+        )
     # VmHWM of the exec'd process itself; wait4's ru_maxrss would include this runner's
     # pre-exec RSS (see measure), so it is not used here.
     hwm = max([s[2] for s in samples] + [final.get("VmHWM", 0)])
@@ -835,6 +979,7 @@ def run_memory(
         "rss_early_mb": early / 1024,
         "rss_late_mb": late / 1024,
         "early_at_s": min(5.0, pipe_seconds / 4),
+        "rss_timeline_mb": _timeline(samples, pipe_seconds),
     }
     log(
         f"memory (b): {records:,} records, {lines_at_stop:,} lines taken from the pipe, peak RSS {hwm / 1024:.1f} MB "
@@ -845,6 +990,17 @@ def run_memory(
     if late > early * 1.5 and late - early > 20 * 1024:
         loud(f"memory pipe run: RSS grew from {early / 1024:.1f} MB to {late / 1024:.1f} MB while streaming")
     return result
+
+
+def _timeline(samples: list[tuple[float, int, int]], seconds: float, points: int = 6) -> list[tuple[float, float]]:
+    """RSS at evenly spaced moments: tells a plateau (fine) from steady growth (a leak)."""
+    out: list[tuple[float, float]] = []
+    for i in range(1, points + 1):
+        moment = seconds * i / points
+        before = [s for s in samples if s[0] <= moment + 0.5]
+        if before:
+            out.append((round(moment, 1), round(before[-1][1] / 1024, 1)))
+    return out
 
 
 def memory_section(mem: dict[str, object]) -> str:
@@ -862,6 +1018,9 @@ def memory_section(mem: dict[str, object]) -> str:
             f"| {pipe['records_written']:,} | {pipe['peak_rss_mb']:.1f} | {pipe['lines_written_to_pipe']:,} lines accepted by the "
             f"pipe; RSS {pipe['rss_early_mb']:.1f} MB at {pipe['early_at_s']:.0f} s → {pipe['rss_late_mb']:.1f} MB at the end; "
             f"exit {pipe['exit_code']} |",
+            "",
+            "RSS over time in the pipe run: "
+            + ", ".join(f"{t:g} s: {mb:.1f} MB" for t, mb in pipe.get("rss_timeline_mb", [])),
         ]
     )
 
@@ -883,6 +1042,7 @@ def run_startup(targets: Targets, fetchpool: str, reps: int, work: Path) -> list
     times: dict[str, list[Measurement]] = {label: [] for label, _, _ in commands}
     for _ in range(reps):
         for label, argv, expect in commands:
+            out.unlink(missing_ok=True)  # measure() appends
             m = measure(argv, timeout=60, stdout=out, stderr=work / "startup-err.txt")
             if m.returncode != 0:
                 loud(f"startup {label}: exit code {m.returncode}")
@@ -962,14 +1122,18 @@ def build_report(
         f"- date: {info['date']}",
         f"- machine: nproc {info['nproc']}, CPU {info['cpu']}, Linux {info['kernel']}",
         f"- Python {info['python']}",
-        f"- tools: {', '.join(f'{k} {v}' if not v.startswith(k) else v for k, v in versions.items())}",
+        *(f"- {k}: {v}" for k, v in versions.items()),
         f"- target server: {targets.description}, HTTP/1.1 keep-alive on 127.0.0.1",
         f"- peak RSS: {'GNU time %M (ru_maxrss of the tool itself)' if GNU_TIME else '⚠ plain wait4 ru_maxrss (includes runner floor)'}",
         f"- mode: {'QUICK (1 run per tool, small lists: indicative only)' if args.quick else f'{args.runs} runs per tool, medians'}",
         "",
     ]
     if ANOMALIES:
-        head += ["## ⚠ Anomalies", ""] + [f"- {a.splitlines()[0]}" for a in ANOMALIES] + [""]
+        head += ["## ⚠ Anomalies", ""]
+        for a in ANOMALIES:
+            first, *rest = a.splitlines()
+            head += [f"- {first}", *(f"  - `{line.strip()}`" for line in rest if line.strip())]
+        head.append("")
     body = []
     for title, text in sections:
         body += [f"## {title}", "", text, ""]
@@ -984,7 +1148,9 @@ single curl/xargs process, not a sum. × baseline / × curl divide by the baseli
 curl --parallel medians of the same scenario. Tools run alternately (A B C D A B C D …) on the same URL
 list; every run must give exactly one 200 per URL and exit 0, else its row is marked ⚠. The nginx
 worker shares the 2 cores with the client under test. For the latency-bound row, the limit is
-K ÷ 50 ms = K × 20 URLs/s."""
+K ÷ 50 ms = K × 20 URLs/s. "other load" is the median share of the whole machine's CPU (all cores)
+used during the runs by processes that were neither the tool nor the server (from /proc/stat): when it is
+more than a few %, something else competed for the cores and absolute numbers are pessimistic."""
 
 MEMORY_NOTES = """\
 Why two shapes: fetching 1,000,000 URLs at a few thousand per second would take many minutes, so the
@@ -1016,6 +1182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="markdown results file (default benchmarks/results.md; results-quick.md etc. for partial runs)",
     )
+    p.add_argument("--fetchpool", metavar="PATH", help="fetchpool executable to benchmark (default: the venv's)")
+    p.add_argument("--ref", metavar="GITREF", help="benchmark fetchpool as committed at GITREF (git archive snapshot)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (URL lists, outputs, nginx config)")
     args = p.parse_args(argv)
     if not (args.throughput or args.memory or args.startup):
@@ -1029,71 +1197,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def preflight(fetchpool: str, targets: Targets, work: Path) -> None:
+    """One URL through fetchpool before anything is timed: a broken build fails fast and clearly."""
+    one = work / "preflight.txt"
+    one.write_text(targets.url("1k", 0) + "\n")
+    out, err = work / "preflight.out", work / "preflight.err"
+    m = measure([fetchpool, "--json", str(one)], timeout=60, stdout=out, stderr=err)
+    outcome = read_outcome(Tool("fetchpool", lambda f, c, k: [], "stdout", "json"), out)
+    if m.returncode != 0 or outcome.records != 1 or set(outcome.statuses) != {"200"}:
+        raise SystemExit(
+            f"run.py: fetchpool ({fetchpool}) failed on one local URL: exit {m.returncode}, "
+            f"{outcome.records} records {dict(outcome.statuses)} {outcome.details}\n{_tail(err, 8)}\n"
+            "Is the working tree mid-edit? Try `--ref HEAD~1` (or any commit) to benchmark a committed snapshot."
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # A shell starts background jobs with SIGINT ignored; we still want Ctrl-C / kill -INT to clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     atexit.register(cleanup)
-    fetchpool = find_fetchpool()
-    if GNU_TIME is None:
-        loud(
-            "GNU time not found (apt-get install time): peak RSS falls back to plain wait4, which includes "
-            "this runner's own ~25+ MB RSS as a floor under every tool (see measure())"
-        )
-    wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = set(wanted) - set(ALL_TOOLS)
-    if unknown:
-        raise SystemExit(f"run.py: unknown tools {sorted(unknown)}; choose from {ALL_TOOLS}")
-    tools, versions = make_tools(fetchpool, wanted)
-    info = machine_info()
     tmp = Path(tempfile.mkdtemp(prefix="fetchpool-bench-"))
-    started = time.monotonic()
     try:
-        servers = Servers(tmp, args.server)
-        targets = servers.start()
-        versions.update(targets.versions)
-        self_check(targets)
-        log(f"targets: {targets.description} at {targets.static_base} (temp {tmp})")
-        sections: list[tuple[str, str]] = []
-        raw: dict[str, object] = {
-            "info": info,
-            "versions": versions,
-            "args": {k: str(v) for k, v in vars(args).items()},
-        }
-        if args.throughput:
-            n = args.urls
-            scenarios = [
-                Scenario("1k-k16", "1 KiB, K=16 (CPU-bound)", "1k", 16, n),
-                Scenario("1k-k64", "1 KiB, K=64 (CPU-bound)", "1k", 64, n),
-                Scenario("sleep-k64", "50 ms echo_sleep, K=64 (latency-bound)", "sleep", 64, n, SLEEP_SECONDS),
-            ]
-            records = run_throughput(targets, tools, scenarios, args.runs, tmp)
-            table = throughput_table(records, scenarios, tools)
-            print("\n" + table + "\n", flush=True)
-            runs_note = f"{args.runs} run{'s' if args.runs > 1 else ''} per tool per scenario"
-            if args.runs < 3:
-                runs_note += " — fewer than 3, so these are single samples, not medians"
-            sections.append((f"Throughput ({n:,} URLs per list, {runs_note})", table + "\n\n" + THROUGHPUT_NOTES))
-            raw["throughput"] = [asdict(r) for r in records]
-        if args.memory:
-            full, pipe_lines, seconds = (5_000, 1_000_000, 5.0) if args.quick else (100_000, 1_000_000, 60.0)
-            mem = run_memory(targets, fetchpool, full, pipe_lines, seconds, tmp)
-            table = memory_section(mem)
-            print("\n" + table + "\n", flush=True)
-            sections.append(("Memory: streaming stdin (fetchpool only)", table + "\n\n" + MEMORY_NOTES))
-            raw["memory"] = mem
-        if args.startup:
-            reps = 3 if args.quick else 10
-            rows = run_startup(targets, fetchpool, reps, tmp)
-            table = startup_table(rows, reps)
-            print("\n" + table + "\n", flush=True)
-            sections.append(("Startup", table))
-            raw["startup"] = rows
-        report = build_report(args, info, versions, targets, sections)
-        args.output.write_text(report + f"\nTotal benchmark time: {time.monotonic() - started:.0f} s.\n")
-        outdir = HERE / "out"
-        outdir.mkdir(exist_ok=True)
-        (outdir / f"{args.output.stem}.json").write_text(json.dumps(raw, indent=1, default=str))
-        log(f"wrote {args.output} and {outdir / (args.output.stem + '.json')} in {time.monotonic() - started:.0f} s")
+        code = _run(args, tmp)
     except KeyboardInterrupt:
         log("interrupted: stopping servers and tools")
         return 130
@@ -1108,6 +1235,73 @@ def main(argv: list[str] | None = None) -> int:
         for a in ANOMALIES:
             log(f" - {a}")
         return 1
+    return code
+
+
+def _run(args: argparse.Namespace, tmp: Path) -> int:
+    if args.ref:
+        fetchpool, source = fetchpool_from_ref(args.ref, tmp)
+    elif args.fetchpool:
+        fetchpool, source = str(Path(args.fetchpool).resolve()), f"{args.fetchpool} (given with --fetchpool)"
+    else:
+        fetchpool, source = find_fetchpool(), working_tree_state()
+    log(f"fetchpool: {fetchpool} ({source})")
+    if GNU_TIME is None:
+        loud(
+            "GNU time not found (apt-get install time): peak RSS falls back to plain wait4, which includes "
+            "this runner's own ~25+ MB RSS as a floor under every tool (see measure())"
+        )
+    wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = set(wanted) - set(ALL_TOOLS)
+    if unknown:
+        raise SystemExit(f"run.py: unknown tools {sorted(unknown)}; choose from {ALL_TOOLS}")
+    tools, versions = make_tools(fetchpool, wanted)
+    versions["fetchpool source"] = source
+    info = machine_info()
+    started = time.monotonic()
+    targets = Servers(tmp, args.server).start()
+    versions.update(targets.versions)
+    self_check(targets)
+    log(f"targets: {targets.description} at {targets.static_base} (temp {tmp})")
+    preflight(fetchpool, targets, tmp)
+    sections: list[tuple[str, str]] = []
+    raw: dict[str, object] = {"info": info, "versions": versions, "args": {k: str(v) for k, v in vars(args).items()}}
+    if args.throughput:
+        n = args.urls
+        scenarios = [
+            Scenario("1k-k16", "1 KiB, K=16 (CPU-bound)", "1k", 16, n),
+            Scenario("1k-k64", "1 KiB, K=64 (CPU-bound)", "1k", 64, n),
+            Scenario("sleep-k64", "50 ms echo_sleep, K=64 (latency-bound)", "sleep", 64, n, SLEEP_SECONDS),
+        ]
+        records = run_throughput(targets, tools, scenarios, args.runs, tmp)
+        table = throughput_table(records, scenarios, tools)
+        print("\n" + table + "\n", flush=True)
+        runs_note = f"{args.runs} run{'s' if args.runs > 1 else ''} per tool per scenario"
+        if args.runs < 3:
+            runs_note += " — fewer than 3, so these are single samples, not medians"
+        sections.append((f"Throughput ({n:,} URLs per list, {runs_note})", table + "\n\n" + THROUGHPUT_NOTES))
+        raw["throughput"] = [asdict(r) for r in records]
+    if args.memory:
+        full, pipe_lines, seconds = (5_000, 1_000_000, 5.0) if args.quick else (100_000, 1_000_000, 60.0)
+        mem = run_memory(targets, fetchpool, full, pipe_lines, seconds, tmp)
+        table = memory_section(mem)
+        print("\n" + table + "\n", flush=True)
+        sections.append(("Memory: streaming stdin (fetchpool only)", table + "\n\n" + MEMORY_NOTES))
+        raw["memory"] = mem
+    if args.startup:
+        reps = 3 if args.quick else 10
+        rows = run_startup(targets, fetchpool, reps, tmp)
+        table = startup_table(rows, reps)
+        print("\n" + table + "\n", flush=True)
+        sections.append(("Startup", table))
+        raw["startup"] = rows
+    report = build_report(args, info, versions, targets, sections)
+    args.output.write_text(report + f"\nTotal benchmark time: {time.monotonic() - started:.0f} s.\n")
+    outdir = HERE / "out"
+    outdir.mkdir(exist_ok=True)
+    raw["anomalies"] = ANOMALIES
+    (outdir / f"{args.output.stem}.json").write_text(json.dumps(raw, indent=1, default=str))
+    log(f"wrote {args.output} and {outdir / (args.output.stem + '.json')} in {time.monotonic() - started:.0f} s")
     return 0
 
 
