@@ -248,3 +248,21 @@ def test_every_exit_code_is_documented_in_the_readme() -> None:
     readme = README.read_text()
     for code in ExitCode:
         assert f"| {code.value} |" in readme, code
+
+
+def test_credentials_never_appear_in_records_or_messages(server) -> None:
+    urls = "\n".join(
+        [
+            server.url("/status/401").replace("http://", "http://alice:hunter2@"),
+            "http://bob:pa55word@127.0.0.1:9/closed",
+            "ftp://carol:letmein@127.0.0.1/x",
+            server.url("/to?url=http://127.0.0.2:9/elsewhere"),
+        ]
+    )
+    args = ["-H", "Authorization: Bearer topsecret-token", "-H", "Cookie: session=c00kie", "--retries", "0"]
+    for extra in ([], ["--format", "csv"], ["--format", "json"]):
+        proc = run_cli(*args, *extra, input=urls.encode())
+        both = proc.stdout + proc.stderr
+        assert b"alice:***@" in both and b"bob:***@" in both and b"carol:***@" in both
+        for secret in (b"hunter2", b"pa55word", b"letmein", b"topsecret", b"c00kie"):
+            assert secret not in both, (secret, extra)
