@@ -100,16 +100,17 @@ def _wait_for_line(proc: subprocess.Popen[bytes], deadline: float = 10) -> bytes
     return line
 
 
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    """`python -m fetchpool ARGS` with stdout and stderr piped, for signal and pipe tests."""
+    command = [sys.executable, "-m", "fetchpool", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+
+
 def _slow_run(server, sig: int, tmp_path: Path) -> tuple[int, float, bytes, bytes]:
     urls = [server.url("/ok?fast")] + [server.url(f"/delay/8000?i={i}") for i in range(20)]
     path = tmp_path / "slow.txt"
     path.write_text("\n".join(urls) + "\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fetchpool", "-c", "4", "-t", "30", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
+    proc = _spawn("-c", "4", "-t", "30", str(path))
     first = _wait_for_line(proc)
     start = time.monotonic()
     proc.send_signal(sig)
@@ -130,12 +131,7 @@ def test_ctrl_c_stops_promptly_keeps_finished_records_and_exits_130(server, tmp_
 def test_second_ctrl_c_exits_at_once(server, tmp_path) -> None:
     path = tmp_path / "slow.txt"
     path.write_text("".join(server.url(f"/delay/8000?i={i}") + "\n" for i in range(4)) + server.url("/ok") + "\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fetchpool", "-c", "4", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
+    proc = _spawn("-c", "4", str(path))
     _wait_for_line(proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
@@ -147,12 +143,7 @@ def test_second_ctrl_c_exits_at_once(server, tmp_path) -> None:
 def test_killed_mid_run_leaves_only_whole_json_lines(server, tmp_path) -> None:
     path = tmp_path / "many.txt"
     path.write_text("".join(server.url(f"/bytes/{i % 50}?i={i}") + "\n" for i in range(20000)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fetchpool", "-c", "16", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
+    proc = _spawn("-c", "16", str(path))
     assert proc.stdout is not None
     head = b"".join(proc.stdout.readline() for _ in range(200))
     proc.kill()
@@ -172,12 +163,7 @@ def test_sigterm_stops_like_ctrl_c_with_143(server, tmp_path) -> None:
 def test_broken_pipe_exits_quietly(server, tmp_path) -> None:
     path = tmp_path / "many.txt"
     path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fetchpool", "-c", "8", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
+    proc = _spawn("-c", "8", str(path))
     first = _wait_for_line(proc)
     assert proc.stdout is not None
     proc.stdout.close()  # like `| head -1`
