@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -18,6 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
+from rich.segment import Segment, Segments
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +29,7 @@ from .stats import Stats, outcome_key
 from .table import human_bytes, human_ms, outcome_style, results_table
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
+TABLE_EVERY = 0.5  # seconds between layouts of the latest-results table
 _URL_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s#]", re.MULTILINE)
 _BOM = b"\xef\xbb\xbf"
 
@@ -71,6 +74,7 @@ class LiveWriter:
         self._seen = 0
         self._spinner = Spinner("dots", style="cyan")
         self._closed = False
+        self._table_cache: tuple[float, int, Segments] | None = None
         self._live = Live(
             console=console,
             get_renderable=self._render,
@@ -144,12 +148,28 @@ class LiveWriter:
         if self.progress_only:
             return Group(*parts)
         parts.append(counters(self.stats))
-        rows = max(0, min(len(self._recent), self.console.height - 8))
-        if rows:
-            with self._lock:
-                latest = list(self._recent)[-rows:]
-            parts.append(results_table(latest, self.console.width, expand=True))
+        parts.append(self._latest_table())
         return Group(*parts)
+
+    def _latest_table(self) -> RenderableType:
+        """The latest rows, laid out at most TABLE_EVERY seconds apart and replayed between.
+
+        Laying out a full-screen table is most of what a frame costs; the progress line
+        above it keeps its full refresh rate, the rows below change a few times a second.
+        """
+        now, width = time.monotonic(), self.console.width
+        cached = self._table_cache
+        if cached is not None and now - cached[0] < TABLE_EVERY and cached[1] == width:
+            return cached[2]
+        rows = max(0, min(len(self._recent), self.console.height - 8))
+        with self._lock:
+            latest = list(self._recent)[-rows:] if rows else []
+        if not latest:
+            return Text("")
+        lines = self.console.render_lines(results_table(latest, width, expand=True), pad=False)
+        frozen = Segments([seg for i, line in enumerate(lines) for seg in ([Segment.line()] if i else []) + line])
+        self._table_cache = (now, width, frozen)
+        return frozen
 
     def _progress_line(self, done: bool) -> Table:
         """Spinner, bar, done/total, percent, rate, elapsed and ETA on one line."""
