@@ -55,7 +55,7 @@ class LiveWriter:
         short_run: int = 40,
         slowest: int = 10,
         failures: int = 20,
-        refresh_per_second: float = 8.0,
+        refresh_per_second: float = 4.0,
         interrupted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.console = console
