@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from fetchpool.fastheaders import parse_headers
+from fetchpool.fastheaders import _standard, parse_headers
 
 BLOCKS = [
     b"Content-Type: text/html\r\nContent-Length: 12\r\n\r\n",
@@ -24,7 +24,7 @@ BLOCKS = [
 @pytest.mark.parametrize("block", BLOCKS)
 def test_same_message_as_the_standard_parser(block: bytes) -> None:
     fast = parse_headers(io.BytesIO(block + b"BODY"))
-    slow = http.client.parse_headers(io.BytesIO(block + b"BODY"))
+    slow = _standard(io.BytesIO(block + b"BODY"))  # the original, even if a CLI test installed ours
     assert fast.items() == slow.items()
     assert fast.get_all("a") == slow.get_all("a") and fast.get("content-length") == slow.get("content-length")
     assert isinstance(fast, http.client.HTTPMessage)
