@@ -63,7 +63,7 @@ class _Adapter(HTTPAdapter):
             pool = self._pools[key] = super().get_connection_with_tls_context(request, verify, proxies, cert)
         return pool
 
-    def request_url(self, request: PreparedRequest, proxies: dict[str, str]) -> str:
+    def request_url(self, request: PreparedRequest, proxies: dict[str, str] | None) -> str:
         """The path to send: the same as requests' without a proxy, minus two URL parses."""
         if proxies:
             return super().request_url(request, proxies)

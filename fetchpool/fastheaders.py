@@ -31,7 +31,7 @@ def parse_headers(fp: Any, _class: type[http.client.HTTPMessage] = http.client.H
             return _standard_from(lines, _class)
         fields.append((name, value.lstrip(" \t").rstrip("\r\n")))
     message = _class()
-    message._headers = fields  # what the email parser fills, one (name, value) per line
+    message._headers = fields  # type: ignore[attr-defined]  # what the email parser fills, one per line
     return message
 
 
