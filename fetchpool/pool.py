@@ -143,10 +143,6 @@ class Run:
         self._stop.set()
         _STOPPED_RUNS.add(self._id)
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
     def pending(self) -> bool:
         """True when a message is already waiting: the writer may skip a flush."""
         return not self._done.empty()

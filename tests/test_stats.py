@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from fetchpool.output.stats import LatencyHistogram, Stats, outcome
-from fetchpool.output.summary import Summary
+from fetchpool.output.stats import Stats as Summary
 from fetchpool.result import ErrorKind, Result
 
 

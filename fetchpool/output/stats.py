@@ -119,7 +119,7 @@ class LatencyHistogram:
 
 
 class Stats:
-    """Tallies records as they complete; also the run's `Summary`.
+    """Tallies records as they complete: the summary line, panel and `--summary-json` come from here.
 
     One thread adds while the live view's refresh thread reads, so `add` and `snapshot`
     share a lock (uncontended, a fraction of a microsecond) to keep reads consistent.
