@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -91,11 +92,17 @@ class Stopper:
     def __init__(self) -> None:
         self.code: ExitCode | None = None
         self.run: Any = None
+        self._first = 0.0
 
     def __call__(self, signum: int, frame: Any) -> None:
-        if self.code is not None and signum == signal.SIGINT:
+        # A wrapper such as `timeout` forwards the terminal's SIGINT: the same press arrives
+        # twice within moments. Only a press at least half a second later means "now".
+        if self.code is not None and signum == signal.SIGINT and time.monotonic() - self._first > 0.5:
             sys.stderr.write("\x1b[?25h" if _isatty(sys.stderr) else "")  # give the cursor back
             os._exit(ExitCode.INTERRUPTED)
+        if self.code is not None:
+            return
+        self._first = time.monotonic()
         self.code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
         if self.run is not None:
             self.run.stop()
@@ -112,6 +119,10 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
     from .pool import run
 
     fastheaders.install()
+    if not options.verify:  # asked for with -k: one warning per host would flood stderr
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     stopper = Stopper()
     stopper.install()
     stats = Stats()
@@ -194,11 +205,9 @@ def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, en
         from .output.csvout import CsvWriter
 
         return CsvWriter(stream, plan.fields, fetching.pending)
-    from rich.console import Console
+    from .output.table import PipeConsole, TableWriter
 
-    from .output.table import TableWriter
-
-    return TableWriter(Console(file=stream, no_color=env.no_color, highlight=False))
+    return TableWriter(PipeConsole(file=stream, no_color=env.no_color, highlight=False))
 
 
 def _live_view(

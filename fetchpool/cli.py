@@ -5,6 +5,7 @@ Everything here is translation at the edge; fetching lives in the library module
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -238,8 +239,12 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     if demo is not None:
         _demo_defaults(ctx, flags)
     show_traceback = flags.pop("traceback")
+    if flags["output"] == "-":
+        flags["output"] = None  # -o - is stdout, as everywhere else
+    _check_paths(files, flags["output"], flags["summary_json"])
     plan = _plan(flags)
     options = _options(flags)
+    _check_ca_bundle(options)
     from .app import drive
 
     try:
@@ -250,6 +255,27 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
         click.echo(f"fetchpool: internal error: {type(exc).__name__}: {exc} (rerun with --traceback)", err=True)
         code = ExitCode.FAILURES
     ctx.exit(code)
+
+
+def _check_paths(files: tuple[str, ...], *outputs: str | None) -> None:
+    """Refuse, before fetching anything, outputs that would fail or eat an input file."""
+    for out in outputs:
+        if out is None:
+            continue
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise click.UsageError(f"cannot write {out!r}: {folder!r} is not a writable folder")
+        for name in files:
+            if name != "-" and os.path.exists(out) and os.path.samefile(name, out):
+                raise click.UsageError(f"{out!r} is an input file: writing it would destroy the URLs")
+
+
+def _check_ca_bundle(options: Options) -> None:
+    """A CA bundle named in the environment must exist; else every https URL would fail."""
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(var)
+        if path and options.verify and not os.path.exists(path):
+            raise click.UsageError(f"{var}={path!r}: no such file")
 
 
 def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:

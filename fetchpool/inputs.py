@@ -20,6 +20,7 @@ MAX_LINE_BYTES = 64 * 1024
 FETCHABLE = ("http", "https")
 _BOM = b"\xef\xbb\xbf"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_PORT_ZERO = re.compile(r"[^:]*://[^/?#]*:0+(?:[/?#]|\Z)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # URLs that requests' prepare_url would return unchanged (but for a "/" path): lower-case
 # ASCII host, no user info, no percent signs or fragment, only characters it never quotes.
@@ -91,6 +92,8 @@ def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tu
     except (RequestException, ValueError, UnicodeError) as exc:
         return None, _bad(original, ErrorKind.INVALID_URL, f"not a valid URL: {exc}")
     url = req.url or text
+    if _PORT_ZERO.match(text):  # requests drops ":0" and would fetch port 80 instead
+        return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: port 0")
     host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
     if not host or " " in host:
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: no usable host")

@@ -5,6 +5,7 @@ The CLI turns flags into one `Options` at its boundary; the core never sees Clic
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import __version__
@@ -68,6 +69,9 @@ class Options:
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise OptionsError(f"concurrency must be 1..{MAX_CONCURRENCY}")
+        numbers = (self.timeout, self.connect_timeout, self.backoff, self.max_retry_wait, self.rate or 1.0)
+        if not all(math.isfinite(x) for x in numbers):
+            raise OptionsError("timeouts, --backoff, --max-retry-wait and --rate must be finite numbers")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise OptionsError("timeouts must be positive")
         if self.max_redirects < 0 or self.max_bytes < 0:

@@ -54,6 +54,6 @@ def run_cli(
         capture_output=True,
         timeout=timeout,
         env=cli_env(),
-        cwd=Path(__file__).parent,
+        cwd=kw.pop("cwd", Path(__file__).parent),
         **kw,  # type: ignore[arg-type]
     )

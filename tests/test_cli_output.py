@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -94,3 +95,64 @@ def test_fail_on_and_accept_decide_the_exit_status(mixed, server) -> None:
 def test_bad_specs_are_usage_errors(args: list[str]) -> None:
     proc = run_cli(*args, input=b"")
     assert proc.returncode == ExitCode.USAGE and b"Traceback" not in proc.stderr
+
+
+def test_output_onto_an_input_file_is_refused(server, tmp_path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text(server.url("/ok") + "\n")
+    for flag in ("-o", "--summary-json"):
+        proc = run_cli(str(urls), flag, str(urls))
+        assert proc.returncode == ExitCode.USAGE and b"input file" in proc.stderr
+        assert urls.read_text() == server.url("/ok") + "\n"
+
+
+@pytest.mark.parametrize("flag", ["-o", "--summary-json"])
+def test_an_unwritable_output_is_a_usage_error_before_fetching(mixed, flag: str) -> None:
+    proc = run_cli(flag, "/no/such/folder/out.csv", input=mixed)
+    assert proc.returncode == ExitCode.USAGE and proc.stdout == b"" and b"writable folder" in proc.stderr
+
+
+def test_dash_output_is_stdout(server, tmp_path) -> None:
+    proc = run_cli("-o", "-", input=(server.url("/ok") + "\n").encode(), cwd=tmp_path)
+    assert jsonl(proc.stdout)[0]["status"] == 200 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-t", "nan"], ["-t", "inf"], ["--connect-timeout", "inf"], ["--backoff", "nan"], ["--max-retry-wait", "nan"]],
+)
+def test_numbers_must_be_finite(args: list[str]) -> None:
+    proc = run_cli(*args, input=b"http://127.0.0.1:9/\n", timeout=20)
+    assert proc.returncode == ExitCode.USAGE and b"finite" in proc.stderr
+
+
+def test_a_missing_ca_bundle_is_a_usage_error(server) -> None:
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    env = cli_env(REQUESTS_CA_BUNDLE="/no/such/bundle.pem")
+    proc = subprocess.run([sys.executable, "-m", "fetchpool", "-"], input=b"", capture_output=True, env=env, timeout=30)
+    assert proc.returncode == ExitCode.USAGE and b"REQUESTS_CA_BUNDLE" in proc.stderr
+
+
+def test_plain_table_columns_line_up_and_a_closed_pipe_is_quiet(server, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    lines = [server.url("/ok"), "not a url", server.url("/loop"), server.url("/status/404")]
+    proc = run_cli("-f", "table", "--retries", "0", input="\n".join(lines).encode())
+    rows = proc.stdout.decode().splitlines()
+    assert rows[0].startswith("STATUS")
+    url_column = rows[0].index("URL")
+    for row in rows[1:]:
+        assert row[url_column:].startswith(("http://", "not a url")), row
+    assert re.search(r"^too_many_redirects\s+\d", "\n".join(rows), re.MULTILINE)
+    many = tmp_path / "many.txt"
+    many.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(2000)))
+    cmd = f"{sys.executable} -m fetchpool -f table {many} | head -2; exit ${{PIPESTATUS[0]}}"
+    piped = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=60, env=cli_env())
+    assert piped.returncode == ExitCode.BROKEN_PIPE and piped.stderr == b""

@@ -80,6 +80,7 @@ def test_other_schemes_are_never_fetched(line: str) -> None:
     "line",
     [
         "http://[::1",
+        "http://127.0.0.1:0/ok",
         "http://",
         "http://exa mple.test/",
         "http://a.test:99999/",

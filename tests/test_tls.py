@@ -217,3 +217,12 @@ def test_endless_body_over_tls_stops_at_max_bytes(good: FaultServer) -> None:
     )
     assert (result.ok, result.bytes, result.truncated) == (True, cap, True), result
     assert took < 5
+
+
+def test_cli_insecure_prints_no_warning(self_signed: FaultServer) -> None:
+    """-k was asked for: urllib3's InsecureRequestWarning (one per host) must not flood stderr."""
+    from conftest import run_cli
+
+    proc = run_cli("-k", "--retries", "0", input=(self_signed.url("/ok") + "\n").encode())
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stderr == b""

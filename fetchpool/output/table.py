@@ -102,8 +102,21 @@ def results_table(rows: Iterable[Result], width: int, title: str | None = None, 
     return table
 
 
+class PipeConsole(Console):
+    """A Console that lets a closed pipe raise BrokenPipeError, as the JSON writers do.
+
+    Rich's own handling exits with status 1; the CLI turns EPIPE into its quiet 141.
+    """
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+STATUS_COL = 18  # the longest error kind, too_many_redirects
+
+
 class TableWriter:
-    """Prints aligned rows: status (coloured), time, size, URL, and the error if any."""
+    """Prints aligned rows as records complete: status (coloured), time, size, URL, error."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -111,19 +124,21 @@ class TableWriter:
 
     def write(self, result: Result) -> None:
         if not self._header:
-            self.console.print("[bold]STATUS   TIME      SIZE       URL[/]", highlight=False)
+            head = f"{'STATUS':<{STATUS_COL}}  {'TIME':>9}  {'SIZE':>10}  URL"
+            self.console.print(f"[bold]{head}[/]", highlight=False)
             self._header = True
         self.console.print(self.row(result), highlight=False, overflow="ellipsis", no_wrap=True)
 
     def row(self, result: Result) -> str:
         if result.error is not None:
-            status = f"[red]{result.error.value:<7}[/]"
+            status = f"[red]{result.error.value:<{STATUS_COL}}[/]"
         else:
             code = result.status or 0
-            status = f"[{STATUS_STYLE.get(code // 100, 'white')}]{code:<7}[/]"
-        took = f"{result.elapsed_ms:>6.0f} ms"
+            status = f"[{STATUS_STYLE.get(code // 100, 'white')}]{code:<{STATUS_COL}}[/]"
+        took = f"{human_ms(result.elapsed_ms):>9}"
         size = f"{human_bytes(result.bytes):>10}"
-        line = f"{status}  {took}  {size}  {escape(shorten(result.url, max(self.console.width - 32, 20)))}"
+        room = max(self.console.width - STATUS_COL - 27, 20)
+        line = f"{status}  {took}  {size}  {escape(shorten(result.url, room))}"
         if result.error_message:
             line += f"  [dim]{escape(result.error_message)}[/]"
         return line
