@@ -118,6 +118,18 @@ def cleanup() -> None:
         _GROUPS.discard(pgid)
 
 
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields after the command name) of every process in /proc/PID/stat."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                yield int(entry.name), f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+
+
 def _group_alive(pgid: int) -> bool:
     """Does the group still have a live (non-zombie) member?
 
@@ -128,14 +140,7 @@ def _group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                after = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for _pid, after in _proc_stats():
         if int(after[2]) == pgid and after[0] != "Z":
             return True
     return False
@@ -208,15 +213,8 @@ def server_cpu_seconds() -> float:
     """User+sys seconds of the server processes (masters and their workers) so far."""
     total = 0
     wanted = set(SERVER_PIDS)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                after = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(after[1])
+    for pid, after in _proc_stats():
+        ppid = int(after[1])
         if pid in wanted or ppid in wanted:
             total += int(after[11]) + int(after[12])
     return total / CLK_TCK
