@@ -18,12 +18,17 @@ RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "t
 
 
 def parse_retry_on(text: str) -> frozenset[str]:
-    """`'429,503,timeout'` -> the set `--retry-on` matches against (status codes, error kinds)."""
-    items = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
-    for item in items:
-        if not (item.isdigit() and 100 <= int(item) <= 599) and item not in RETRYABLE_KINDS:
-            raise OptionsError(f"--retry-on takes status codes and {', '.join(sorted(RETRYABLE_KINDS))}; got {item!r}")
-    return items
+    """`'429,5xx,timeout'` -> the set `--retry-on` matches against (status codes, error kinds)."""
+    items: set[str] = set()
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        if len(part) == 3 and part[0] in "12345" and part[1:] == "xx":  # a class: 5xx
+            items.update(str(code) for code in range(int(part[0]) * 100, int(part[0]) * 100 + 100))
+        elif (part.isdigit() and 100 <= int(part) <= 599) or part in RETRYABLE_KINDS:
+            items.add(part)
+        else:
+            kinds = ", ".join(sorted(RETRYABLE_KINDS))
+            raise OptionsError(f"--retry-on takes status codes, classes (5xx) and {kinds}; got {part!r}")
+    return frozenset(items)
 
 
 class OptionsError(ValueError):

@@ -330,3 +330,14 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
 
 if __name__ == "__main__":
     drive(sys.argv[1:])
+
+
+def test_histogram_merges_bins_that_would_read_the_same() -> None:
+    bins = [(2000.0 + i * 0.1, 2000.1 + i * 0.1, 1) for i in range(8)]  # all within 1 ms of 2 s
+    grid = latency_histogram(bins)
+    assert grid is not None
+    console = Console(file=io.StringIO(), width=80, no_color=True)
+    console.print(grid)
+    lines = [line for line in console.file.getvalue().splitlines() if line.strip()]
+    labels = [line.split("█")[0].strip() for line in lines]
+    assert len(labels) == len(set(labels)) and sum(int(line.split()[-1]) for line in lines) == 8

@@ -104,3 +104,8 @@ def test_retry_on_rejects_unknown_items() -> None:
     with pytest.raises(OptionsError):
         parse_retry_on("teapot")
     assert run_cli("--retry-on", "teapot", "-").returncode == 2
+
+
+def test_retry_on_takes_classes() -> None:
+    assert {"500", "503", "599", "timeout"} <= parse_retry_on("5xx,timeout")
+    assert "499" not in parse_retry_on("5xx")

@@ -265,13 +265,20 @@ def latency_histogram(bins: list[tuple[float, float, int]], width: int = 32) -> 
     """One bar per latency bin, drawn with eighth-block characters; None when empty."""
     if not bins:
         return None
-    peak = max(n for _, _, n in bins) or 1
+    rows: list[tuple[str, int]] = []
+    for lo, hi, n in bins:  # bins too narrow to tell apart at this precision become one
+        label = f"{human_ms(lo)} – {human_ms(hi)}"
+        if rows and rows[-1][0] == label:
+            rows[-1] = (label, rows[-1][1] + n)
+        else:
+            rows.append((label, n))
+    peak = max(n for _, n in rows) or 1
     grid = Table.grid(padding=(0, 1))
     grid.add_column(justify="right", style="dim", no_wrap=True)
     grid.add_column(no_wrap=True)
     grid.add_column(justify="right", no_wrap=True)
-    for lo, hi, n in bins:
-        grid.add_row(f"{human_ms(lo)} – {human_ms(hi)}", Text(bar(n, peak, width), "cyan"), f"{n:,}")
+    for label, n in rows:
+        grid.add_row(label, Text(bar(n, peak, width), "cyan"), f"{n:,}")
     return grid
 
 
