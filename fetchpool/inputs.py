@@ -74,7 +74,8 @@ def split_scheme(text: str) -> tuple[str | None, str]:
 def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tuple[None, Result]:
     """Return the URL to fetch, or the record explaining why it cannot be fetched."""
     plain = _PLAIN.match(text)
-    if plain and int(plain.group(1) or 1) <= 65535:
+    # requests resolves dot segments and drops an empty query: those take the long way
+    if plain and int(plain.group(1) or 1) <= 65535 and "/." not in text and not text.endswith("?"):
         return (text if plain.group(2) else text + "/"), None
     original = text
     scheme, _ = split_scheme(text)

@@ -52,6 +52,9 @@ def test_non_utf8_bytes_become_invalid_url_and_the_run_goes_on() -> None:
         ("http://a.test/a b", "https", "http://a.test/a%20b"),
         ("http://bücher.test/", "https", "http://xn--bcher-kva.test/"),
         ("http://[::1]:8080/x", "https", "http://[::1]:8080/x"),
+        ("http://0/.", "https", "http://0/"),
+        ("http://v.test/p?", "https", "http://v.test/p"),
+        ("http://h.test/a/../b/./c", "https", "http://h.test/b/c"),
     ],
 )
 def test_normalisation(line: str, scheme: str, expected: str) -> None:
@@ -140,7 +143,7 @@ def test_the_quick_path_agrees_with_requests(text: str) -> None:
     from fetchpool.inputs import _PLAIN, normalise
 
     plain = _PLAIN.match(text)
-    if not plain or int(plain.group(1) or 1) > 65535:
+    if not plain or int(plain.group(1) or 1) > 65535 or "/." in text or text.endswith("?"):
         return
     url, failure = normalise(text)
     request = PreparedRequest()
