@@ -871,6 +871,24 @@ class RunRecord:
     server_cpu: float = 0.0
     other_cpu: float = 0.0
 
+    @classmethod
+    def of(cls, scenario: str, tool: str, rnd: int, urls: int, m: Measurement, ok: bool, outcome: Outcome) -> RunRecord:
+        """One run's row, from its measurement and the records it gave."""
+        return cls(
+            scenario,
+            tool,
+            rnd,
+            urls,
+            m.wall,
+            m.cpu,
+            m.maxrss_kb,
+            m.returncode,
+            ok,
+            dict(outcome.statuses),
+            m.server_cpu,
+            m.other_cpu,
+        )
+
 
 def write_url_list(targets: Targets, path_name: str, n: int, where: Path) -> tuple[Path, Path]:
     """URL file (one per line, distinct query strings) and the matching curl -K config."""
@@ -922,22 +940,7 @@ def run_throughput(
                     f"cpu {1000 * m.cpu / sc.urls:6.3f} ms/URL rss {m.maxrss_kb / 1024:6.1f} MB "
                     f"other {100 * m.other_cpu / (m.wall * NCPU):3.0f}% {'ok' if ok else 'FAILED'}"
                 )
-                records.append(
-                    RunRecord(
-                        sc.key,
-                        tool.name,
-                        rnd,
-                        sc.urls,
-                        m.wall,
-                        m.cpu,
-                        m.maxrss_kb,
-                        m.returncode,
-                        ok,
-                        dict(outcome.statuses),
-                        m.server_cpu,
-                        m.other_cpu,
-                    )
-                )
+                records.append(RunRecord.of(sc.key, tool.name, rnd, sc.urls, m, ok, outcome))
     return records
 
 
@@ -1092,22 +1095,7 @@ def run_live(
                 + (f"tty {len(data) / 1024:,.0f} KiB " if data else "")
                 + ("ok" if ok else "FAILED")
             )
-            records.append(
-                RunRecord(
-                    "live-1k-k16",
-                    variant,
-                    rnd,
-                    n,
-                    m.wall,
-                    m.cpu,
-                    m.maxrss_kb,
-                    m.returncode,
-                    ok,
-                    dict(outcome.statuses),
-                    m.server_cpu,
-                    m.other_cpu,
-                )
-            )
+            records.append(RunRecord.of("live-1k-k16", variant, rnd, n, m, ok, outcome))
     summary: dict[str, Any] = {"urls": n, "k": LIVE_K, "runs": runs, "columns": LIVE_COLUMNS, "rows": LIVE_ROWS}
     for variant in LIVE_VARIANTS:
         mine = [r for r in records if r.tool == variant]
