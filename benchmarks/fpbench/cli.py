@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import shlex
 import shutil
 import signal
 import sys
@@ -43,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scenarios",
         help="comma list of throughput scenarios (default all: 1k-k16,1k-k64,sleep-k64,sleep-k256)",
+    )
+    p.add_argument(
+        "--engine-args",
+        default="",
+        metavar="ARGS",
+        help="extra fetchpool flags for the processes and Ray variants, e.g. '--processes 2'",
     )
     p.add_argument(
         "--install-aiohttp",
@@ -167,7 +174,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
     found = detect_engines(fetchpool, python)
     for note in found.notes:
         log(f"note: {note}")
-    tools, versions = make_tools(fetchpool, wanted, python, found, args.install_aiohttp)
+    tools, versions = make_tools(fetchpool, wanted, python, found, args.install_aiohttp, shlex.split(args.engine_args))
     versions["fetchpool source"] = source
     info = machine_info()
     started = time.monotonic()

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .procs import GROUPS, SERVER_PIDS, child_env, kill_group, proc_stats, reap_orphans
 from .terminal import Terminal
@@ -152,6 +153,8 @@ def measure(
     try:
         fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
         # O_APPEND: parallel curls share these descriptors; appends never overwrite each other.
+        fout: IO[bytes] | int
+        ferr: IO[bytes] | int
         if terminal is not None:
             fout = ferr = terminal.slave
         else:

@@ -177,9 +177,10 @@ def on_sigterm(signum: int, frame: object) -> None:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of every child: no proxy may route loopback traffic elsewhere."""
+    """The environment of every child: no proxy may route loopback traffic elsewhere, and Ray reports nothing."""
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
     env["NO_PROXY"] = env["no_proxy"] = f"{LOOPBACK},localhost"
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.pop("FETCHPOOL_DEBUG", None)
     return env
 

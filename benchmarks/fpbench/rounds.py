@@ -26,7 +26,7 @@ class Scenario:
     k: int
     urls: int
     latency: float | None = None
-    tools: tuple[str, ...] = CLASSIC_TOOLS  # which tools take part (they take turns in ALL_TOOLS order)
+    tools: tuple[str, ...] = CLASSIC_TOOLS  # which tools take part (they take turns in the order of --tools)
     sample: bool = False  # count each run's processes and their summed RSS (engine comparisons)
 
     @property

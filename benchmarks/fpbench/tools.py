@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .procs import HERE, child_env, log, loud
 
-# The order here is the order tools take turns in every round.
+# The default order of --tools, which is the order tools take turns in every round.
 ALL_TOOLS = (
     "fetchpool",
     "fetchpool-processes",
@@ -136,12 +136,18 @@ def aiohttp_version(python: str, install: bool) -> str | None:
 
 
 def make_tools(
-    fetchpool: str, wanted: list[str], python: str, engines: Engines, install_aiohttp: bool = False
+    fetchpool: str,
+    wanted: list[str],
+    python: str,
+    engines: Engines,
+    install_aiohttp: bool = False,
+    engine_args: Sequence[str] = (),
 ) -> tuple[list[Tool], dict[str, str]]:
     """The tools; `python` runs the scripts (the interpreter of fetchpool's own environment).
 
     When fetchpool has `--engine`, its plain row passes `--engine threads` explicitly, so
-    the engine ratios compare named engines, whatever the default becomes.
+    the engine ratios compare named engines, whatever the default becomes; `engine_args`
+    (say `--processes 2`) go to the processes and Ray variants only.
     """
     versions: dict[str, str] = {}
     versions["fetchpool"] = subprocess.run(
@@ -159,10 +165,10 @@ def make_tools(
     }
     if "processes" in engines.choices:
         tools["fetchpool-processes"] = fetchpool_tool(
-            "fetchpool-processes", fetchpool, ["--engine", "processes"], "processes"
+            "fetchpool-processes", fetchpool, ["--engine", "processes", *engine_args], "processes"
         )
     if engines.ray_version is not None:
-        tools["fetchpool-ray"] = fetchpool_tool("fetchpool-ray", fetchpool, ["--engine", "ray"], "ray")
+        tools["fetchpool-ray"] = fetchpool_tool("fetchpool-ray", fetchpool, ["--engine", "ray", *engine_args], "ray")
         versions["ray"] = engines.ray_version
     if "aiohttp" in wanted:
         aiohttp = aiohttp_version(python, install_aiohttp)

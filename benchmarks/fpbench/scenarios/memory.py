@@ -125,8 +125,8 @@ def run_memory(
     except (BrokenPipeError, OSError):
         pass
     feeder.join(timeout=5)
-    with open(out2, "rb") as f:
-        records = sum(1 for _ in f)
+    with open(out2, "rb") as written_records:
+        records = sum(1 for _ in written_records)
     if finished_alone and records != pipe_lines:
         loud(
             f"memory pipe run: fetchpool exited by itself after {records:,} of {pipe_lines:,} records\n   {tail(err, 5)}"
