@@ -78,7 +78,7 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 class GroupSampler:
-    """Samples /proc for the members of one process group while it runs.
+    """Samples /proc for the processes of one run (its process group and the leader's descendants).
 
     wait4 gives the CPU of every process of the run, but only the largest single peak RSS;
     a run on several processes (fetchpool --engine processes) is better described by how
@@ -97,12 +97,26 @@ class GroupSampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             total = 0
-            for pid, after in proc_stats():
-                if int(after[2]) == self.pgid and pid != self.skip and after[0] != "Z":
-                    self.seen.add((pid, after[19]))  # (pid, start time): a reused pid is a new process
-                    total += int(after[21]) * PAGE_KB
+            for pid, after in self._members():
+                self.seen.add((pid, after[19]))  # (pid, start time): a reused pid is a new process
+                total += int(after[21]) * PAGE_KB
             self.peak_kb = max(self.peak_kb, total)
             self._stop.wait(self.interval)
+
+    def _members(self) -> list[tuple[int, list[str]]]:
+        """Live processes of the group, and descendants of its leader that left it (setsid)."""
+        stats = {pid: after for pid, after in proc_stats() if after[0] != "Z"}
+        children: dict[int, list[int]] = {}
+        for pid, after in stats.items():
+            children.setdefault(int(after[1]), []).append(pid)
+        members = {pid for pid, after in stats.items() if int(after[2]) == self.pgid}
+        todo = list(members)
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in members:
+                    members.add(child)
+                    todo.append(child)
+        return [(pid, stats[pid]) for pid in members if pid != self.skip and pid in stats]
 
     def stop(self) -> tuple[int, int]:
         """(distinct processes seen, largest summed RSS in kB)."""

@@ -89,6 +89,9 @@ def run_timeout(n: int) -> float:
     return 60 + n / 100
 
 
+RAY_GRACE = 120.0  # more time for a run that starts (and stops) a local Ray cluster first
+
+
 def run_tool(
     tool: Tool, label: str, urls: Path, cfg: Path, k: int, n: int, work: Path, sample: bool = False
 ) -> tuple[Measurement, bool, Outcome]:
@@ -97,9 +100,8 @@ def run_tool(
     for p in (out_path, err_path):
         p.unlink(missing_ok=True)
     stdin = urls if tool.urls_on_stdin else None
-    m = measure(
-        tool.argv(urls, cfg, k), timeout=run_timeout(n), stdin=stdin, stdout=out_path, stderr=err_path, sample=sample
-    )
+    timeout = run_timeout(n) + (RAY_GRACE if tool.engine == "ray" else 0)
+    m = measure(tool.argv(urls, cfg, k), timeout=timeout, stdin=stdin, stdout=out_path, stderr=err_path, sample=sample)
     outcome = read_outcome(tool, err_path if tool.result_stream == "stderr" else out_path)
     ok = check(tool, label, n, m, outcome, err_path)
     return m, ok, outcome
