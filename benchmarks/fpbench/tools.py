@@ -7,12 +7,13 @@ engines (`--engine threads|processes|ray`) run side by side in the same rounds.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .procs import HERE, child_env, log, loud
@@ -22,13 +23,27 @@ ALL_TOOLS = (
     "fetchpool",
     "fetchpool-processes",
     "fetchpool-ray",
+    "fetchpool-split",
     "baseline",
     "aiohttp",
     "curl-parallel",
     "xargs-curl",
 )
 CLASSIC_TOOLS = ("fetchpool", "baseline", "curl-parallel", "xargs-curl")
-ENGINE_TOOLS = {"fetchpool": "threads", "fetchpool-processes": "processes", "fetchpool-ray": "ray"}
+ENGINE_TOOLS = ("fetchpool", "fetchpool-processes", "fetchpool-ray")  # the rows of the engines section
+SPLIT_PARTS = os.cpu_count() or 1
+# P independent fetchpools, each on 1/P of the list with K/P in flight: the scale reference
+# for the processes engine (what it would reach with no scheduling, IPC or writing in a parent).
+SPLIT_SH = """
+fp=$1; k=$2; parts=$3; urls=$4; dir=$5; shift 5
+split -n l/"$parts" -d "$urls" "$dir/split-part."
+pids=""
+for f in "$dir"/split-part.*; do "$fp" "$@" -c "$k" --json "$f" & pids="$pids $!"; done
+rc=0
+for p in $pids; do wait "$p" || rc=$?; done
+rm -f "$dir"/split-part.*
+exit $rc
+"""
 XARGS_BATCH = 50
 CURL_PARALLEL_MIN = (7, 66, 0)
 AIOHTTP_HINT = "pip install aiohttp (benchmark only, not a dependency of fetchpool), or rerun with --install-aiohttp"
@@ -50,7 +65,6 @@ class Tool:
     kind: str  # "json" (fetchpool records), "codes" (one status per URL) or "counts" ("STATUS COUNT" lines)
     urls_on_stdin: bool = False  # the URL file is the tool's stdin (xargs)
     engine: str | None = None  # fetchpool's --engine, when the tool is one of its engines
-    notes: list[str] = field(default_factory=list)
 
 
 def fetchpool_tool(name: str, fetchpool: str, extra: Sequence[str] = (), engine: str | None = None) -> Tool:
@@ -166,6 +180,17 @@ def make_tools(
     if "processes" in engines.choices:
         tools["fetchpool-processes"] = fetchpool_tool(
             "fetchpool-processes", fetchpool, ["--engine", "processes", *engine_args], "processes"
+        )
+    if SPLIT_PARTS > 1 and shutil.which("split"):
+        tools["fetchpool-split"] = Tool(
+            "fetchpool-split",
+            lambda f, c, k: (
+                ["sh", "-c", SPLIT_SH, "sh", fetchpool, str(max(1, k // SPLIT_PARTS)), str(SPLIT_PARTS)]
+                + [str(f), str(f.parent), *threads]
+            ),
+            "stdout",
+            "json",
+            engine=f"{SPLIT_PARTS} × threads, list split (reference)",
         )
     if engines.ray_version is not None:
         tools["fetchpool-ray"] = fetchpool_tool("fetchpool-ray", fetchpool, ["--engine", "ray", *engine_args], "ray")

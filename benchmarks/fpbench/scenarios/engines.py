@@ -20,7 +20,7 @@ from ..measuring import measure
 from ..procs import log
 from ..rounds import RunRecord, Scenario, checks_cell, medians
 from ..targets import Targets
-from ..tools import Tool
+from ..tools import ENGINE_TOOLS, SPLIT_PARTS, Tool
 
 THROUGHPUT_TARGET = 1.4
 CPU_TARGET = 1.2
@@ -28,6 +28,12 @@ STARTUP_TIMEOUT = 180.0  # a local Ray cluster can take tens of seconds to come 
 
 
 def engine_tools(tools: list[Tool]) -> list[Tool]:
+    """fetchpool's engines, in the order of the rounds (not the split reference)."""
+    return [t for t in tools if t.name in ENGINE_TOOLS]
+
+
+def rows_of(tools: list[Tool]) -> list[Tool]:
+    """The engines section's rows: every fetchpool variant, the split reference included."""
     return [t for t in tools if t.engine is not None]
 
 
@@ -50,18 +56,27 @@ def run_startup(targets: Targets, tools: list[Tool], reps: int, work: Path) -> d
 
 
 def _targets(sc: Scenario, med: dict[str, dict[str, float]]) -> list[str]:
-    threads, procs = med.get("fetchpool"), med.get("fetchpool-processes")
-    if threads is None or procs is None:
+    threads, procs, split = med.get("fetchpool"), med.get("fetchpool-processes"), med.get("fetchpool-split")
+    if threads is None:
         return []
-    speed = procs["rate"] / threads["rate"]
-    cpu = procs["cpu"] / threads["cpu"]
-    met = "met" if speed >= THROUGHPUT_TARGET else "missed"
-    line = f"- {sc.label}: processes ÷ threads **{speed:.2f}×** URLs/s (target ≥ {THROUGHPUT_TARGET}: {met})"
-    if sc.latency is None:
-        line += f", **{cpu:.2f}×** CPU per URL (target ≤ {CPU_TARGET}: {'met' if cpu <= CPU_TARGET else 'missed'})"
-    else:
-        line += f", {cpu:.2f}× CPU per URL"
-    return [line]
+    lines = []
+    if procs is not None:
+        speed = procs["rate"] / threads["rate"]
+        cpu = procs["cpu"] / threads["cpu"]
+        met = "met" if speed >= THROUGHPUT_TARGET else "missed"
+        line = f"- {sc.label}: processes ÷ threads **{speed:.2f}×** URLs/s (target ≥ {THROUGHPUT_TARGET}: {met})"
+        if sc.latency is None:
+            line += f", **{cpu:.2f}×** CPU per URL (target ≤ {CPU_TARGET}: {'met' if cpu <= CPU_TARGET else 'missed'})"
+        else:
+            line += f", {cpu:.2f}× CPU per URL"
+        lines.append(line)
+    if split is not None:
+        lines.append(
+            f"- {sc.label}: {SPLIT_PARTS} independent fetchpools, each on 1/{SPLIT_PARTS} of the list, reach "
+            f"{split['rate'] / threads['rate']:.2f}× threads at {split['cpu'] / threads['cpu']:.2f}× its CPU per URL "
+            "(the reference: no parent scheduling, IPC or writing)"
+        )
+    return lines
 
 
 def _ray_lines(scenarios: list[Scenario], records: list[RunRecord], startup: dict[str, float]) -> list[str]:
@@ -95,7 +110,7 @@ def section(
     ]
     lines: list[str] = []
     for sc in (s for s in scenarios if s.sample):
-        med = {t.name: v for t in engine_tools(tools) if (v := medians(records, sc.key, t.name)) is not None}
+        med = {t.name: v for t in rows_of(tools) if (v := medians(records, sc.key, t.name)) is not None}
         threads = med.get("fetchpool")
         for name, v in med.items():
             engine = next(t.engine for t in tools if t.name == name)
@@ -120,7 +135,9 @@ def section(
 
 
 NOTES = """\
-threads is the `fetchpool` row of the throughput table (`--engine threads` when the flag exists). "processes" is
+The split reference runs P = nproc independent `fetchpool -c K/P --json` processes, each on 1/P of the list (GNU
+`split -n l/P`), their records appended to one file: it is what P processes reach with nothing shared. threads is the
+`fetchpool` row of the throughput table (`--engine threads` when the flag exists). "processes" is
 the number of distinct processes seen in the run's process group by sampling /proc every 0.25 s (GNU time's own
 process not counted), and "peak RSS MB, sum" the largest sum of their RSS at one sample; both are sampled, so a
 process that lives less than a sample apart may be missed. CPU per URL is exact: user+sys of every process of the
