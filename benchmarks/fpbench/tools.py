@@ -64,7 +64,7 @@ class Tool:
     result_stream: str  # "stdout" or "stderr"
     kind: str  # "json" (fetchpool records), "codes" (one status per URL) or "counts" ("STATUS COUNT" lines)
     urls_on_stdin: bool = False  # the URL file is the tool's stdin (xargs)
-    engine: str | None = None  # fetchpool's --engine, when the tool is one of its engines
+    engine: str | None = None  # its label in the engines section: the --engine it runs, or what it stands for
 
 
 def fetchpool_tool(name: str, fetchpool: str, extra: Sequence[str] = (), engine: str | None = None) -> Tool:
