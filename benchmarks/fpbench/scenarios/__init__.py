@@ -1,0 +1,1 @@
+"""One module per scenario: what it runs and the section of the results file it writes."""
