@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from .options import Options
 from .output.select import DEFAULT_ACCEPT, AcceptPolicy, FailPolicy, Filtered, RecordFilter
@@ -219,7 +219,8 @@ def _records_writer(env: Environment, plan: OutputPlan, fetching: Any, stack: Ex
         stream = stack.enter_context(naming_own("write", plan.output, atomic))
     else:
         with naming("write", plan.output):
-            stream = stack.enter_context(open(plan.output, "w", encoding="utf-8"))
+            plain = open(plan.output, "w", encoding="utf-8")
+        stream = stack.enter_context(naming_own("write", plan.output, plain))
     writer = Guarded(_format_writer(fmt, stream, plan, fetching, env), name)
     return Filtered(writer, plan.keep) if plan.keep.active else writer
 
@@ -237,9 +238,11 @@ def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, en
         from .output.csvout import CsvWriter
 
         return CsvWriter(stream, plan.fields, fetching.pending)
+    from .output import WholeLines
     from .output.table import PipeConsole, TableWriter
 
-    return TableWriter(PipeConsole(file=stream, no_color=env.no_color, highlight=False))
+    lines = cast(TextIO, WholeLines(stream))  # duck-typed: Rich only writes and flushes
+    return TableWriter(PipeConsole(file=lines, no_color=env.no_color, highlight=False))
 
 
 def _live_view(

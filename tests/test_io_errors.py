@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -118,6 +119,14 @@ def test_summary_json_dash_is_stdout_when_the_records_go_to_a_file(urls, tmp_pat
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert json.loads(proc.stdout)["total"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["records.csv", "urls.txt"]  # no file named '-'
+
+
+def test_summary_json_dash_follows_the_final_report_on_a_terminal(urls) -> None:
+    terminal = Environment(stdin=io.BytesIO(), stdout_isatty=True, stderr_isatty=True, no_color=True)
+    result = CliRunner().invoke(main, [str(urls), "--summary-json", "-"], obj=terminal, catch_exceptions=False)
+    assert result.exit_code == ExitCode.OK
+    report, _, summary = result.stdout.rpartition("\n{\n")
+    assert "3 URLs in" in report and json.loads("{\n" + summary)["total"] == 3
 
 
 @pytest.mark.parametrize("extra", [[], ["-o", "-"], ["-f", "csv"]])
@@ -232,6 +241,15 @@ def test_a_file_that_fills_up_keeps_only_whole_lines(many, tmp_path) -> None:
     assert one_line(proc.stderr) == "fetchpool: cannot write stdout: File too large"
     rows = (tmp_path / "stdout.jsonl").read_bytes().splitlines()
     assert rows and all(row.count(b",") == rows[0].count(b",") for row in rows)
+
+
+def test_a_table_file_that_fills_up_keeps_only_whole_rows(many, tmp_path) -> None:
+    proc = _limited(str(many), "-f", "table", "-o", "out.txt", cwd=tmp_path)
+    assert proc.returncode == ExitCode.IO_ERROR
+    assert one_line(proc.stderr) == "fetchpool: cannot write 'out.txt': File too large"
+    rows = (tmp_path / "out.txt").read_text().splitlines(keepends=True)
+    assert rows[0].startswith("STATUS") and len(rows) > 1
+    assert all(re.fullmatch(r"200 .* http://127\.0\.0\.1:\d+/ok\?n=\d+\n", row) for row in rows[1:]), rows[-1]
 
 
 @pytest.mark.parametrize("name", ["out.json", "out.csv"])

@@ -63,6 +63,29 @@ def _cut(fd: int, written: int) -> None:
         pass
 
 
+class WholeLines:
+    """A text stream that hands every write to `write_lines`: for Rich's plain table.
+
+    Rich writes one print at a time, whole lines; through `write_lines` they reach a file
+    or pipe as the JSON lines do, so a full disk or a kill leaves no half row behind.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        write_lines(self.stream, text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
 def _chunks(data: bytes) -> Iterator[bytes]:
     """Split `data` at line ends into pieces of at most PIPE_BUF bytes (a longer line: alone)."""
     start = 0
