@@ -283,8 +283,26 @@ def _check_paths(env: Environment, files: tuple[str, ...], plan: OutputPlan) -> 
     link, or a name that does not exist yet in the same folder all count as the same file.
     stdout and stdin count too, when the records go to stdout or the URLs come from stdin.
     """
-    outputs: list[tuple[str, str, Any]] = []  # (flag, name as given, identity)
+    outputs = _outputs(env, plan)
+    if len(outputs) == 2:
+        (flag1, out1, id1), (flag2, out2, id2) = outputs
+        if out1 == out2 == "-":
+            raise click.UsageError("--summary-json - and the records would both go to stdout: add -o FILE")
+        if id1 is not None and id1 == id2:
+            first = "stdout (the records)" if out1 == "-" else f"{flag1} {out1!r}"
+            raise click.UsageError(f"{first} and {flag2} {out2!r} are the same file: one would eat the other")
+    inputs = {_stream_identity(env.stdin) if name == "-" else _identity(name) for name in files} - {None}
+    for _, out, identity in outputs:
+        if identity in inputs:
+            shown = "stdout" if out == "-" else repr(out)
+            raise click.UsageError(f"{shown} is an input file: writing it would destroy the URLs")
+
+
+def _outputs(env: Environment, plan: OutputPlan) -> list[tuple[str, str, Any]]:
+    """(flag, name as given, identity) of each output, `-` for stdout; a folder that cannot
+    take the file is refused here."""
     records = plan.output if plan.output is not None else ("-" if plan.records_on_stdout(env) else None)
+    outputs = []
     for flag, out in (("-o", records), ("--summary-json", plan.summary_json)):
         if out is None:
             continue
@@ -293,17 +311,7 @@ def _check_paths(env: Environment, files: tuple[str, ...], plan: OutputPlan) -> 
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
                 raise click.UsageError(f"cannot write {out!r}: {folder!r} is not a writable folder")
         outputs.append((flag, out, _stream_identity(env.stdout) if out == "-" else _identity(out)))
-    if len(outputs) == 2:
-        (flag1, out1, id1), (flag2, out2, id2) = outputs
-        if out1 == out2 == "-":
-            raise click.UsageError("--summary-json - and the records would both go to stdout: add -o FILE")
-        if id1 is not None and id1 == id2:
-            raise click.UsageError(f"{flag1} {out1!r} and {flag2} {out2!r} are the same file: one would eat the other")
-    inputs = {_stream_identity(env.stdin) if name == "-" else _identity(name) for name in files} - {None}
-    for _, out, identity in outputs:
-        if identity in inputs:
-            shown = "stdout" if out == "-" else repr(out)
-            raise click.UsageError(f"{shown} is an input file: writing it would destroy the URLs")
+    return outputs
 
 
 def _identity(path: str) -> tuple[Any, ...] | None:

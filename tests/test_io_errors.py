@@ -83,6 +83,12 @@ def test_two_outputs_that_are_one_file_are_refused(urls, tmp_path, case: str) ->
     assert (tmp_path / "old.json").read_text() == "old\n"
 
 
+def test_a_summary_onto_the_file_stdout_goes_to_is_refused(urls, tmp_path) -> None:
+    proc = sh(f"{FETCHPOOL} urls.txt --summary-json ./out.json > out.json", tmp_path)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert b"stdout (the records) and --summary-json './out.json' are the same file" in proc.stderr
+
+
 def test_two_distinct_outputs_and_dev_null_twice_are_fine(urls, tmp_path) -> None:
     assert run_cli(str(urls), "-o", "a.jsonl", "--summary-json", "b.json", cwd=tmp_path).returncode == 0
     # Devices only through links of our own: a regression must never replace the real one.
