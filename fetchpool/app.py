@@ -230,18 +230,19 @@ def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, en
         from .output.jsonl import JsonLinesWriter
 
         return JsonLinesWriter(stream, fetching.pending, plan.fields)
+    from .output import WholeLines
+
+    lines = cast(TextIO, WholeLines(stream))  # duck-typed: the writers only write and flush
     if fmt == "json":
         from .output.jsonarray import JsonArrayWriter
 
-        return JsonArrayWriter(stream, plan.fields)
+        return JsonArrayWriter(lines, plan.fields)
     if fmt == "csv":
         from .output.csvout import CsvWriter
 
         return CsvWriter(stream, plan.fields, fetching.pending)
-    from .output import WholeLines
     from .output.table import PipeConsole, TableWriter
 
-    lines = cast(TextIO, WholeLines(stream))  # duck-typed: Rich only writes and flushes
     return TableWriter(PipeConsole(file=lines, no_color=env.no_color, highlight=False))
 
 

@@ -249,6 +249,17 @@ def test_a_file_that_fills_up_keeps_only_whole_lines(many, tmp_path) -> None:
     assert rows and all(row.count(b",") == rows[0].count(b",") for row in rows)
 
 
+def test_a_json_array_on_a_stdout_that_fills_up_keeps_only_whole_lines(many, tmp_path) -> None:
+    with (tmp_path / "stdout.json").open("wb") as stdout:
+        proc = _limited(str(many), "-f", "json", cwd=tmp_path, stdout=stdout)
+    assert proc.returncode == ExitCode.IO_ERROR
+    assert one_line(proc.stderr) == "fetchpool: cannot write stdout: File too large"
+    lines = (tmp_path / "stdout.json").read_text().splitlines(keepends=True)
+    assert lines[0] == "[\n" and len(lines) > 2
+    assert all(json.loads(line.rstrip(",\n"))["ok"] for line in lines[1:])
+    assert all(line.endswith(",\n") for line in lines[1:])
+
+
 def test_a_table_file_that_fills_up_keeps_only_whole_rows(many, tmp_path) -> None:
     proc = _limited(str(many), "-f", "table", "-o", "out.txt", cwd=tmp_path)
     assert proc.returncode == ExitCode.IO_ERROR
@@ -360,3 +371,9 @@ def test_no_progress_on_a_terminal_stdout_draws_only_the_final_report(urls, flag
     quiet = run(flag)
     assert erase not in quiet and "done" not in quiet
     assert "STATUS" in quiet and "3 URLs in" in quiet
+
+
+def test_filters_combine_as_documented(server) -> None:
+    lines = "".join(server.url(p) + "\n" for p in ("/ok", "/status/404", "/status/503")).encode()
+    proc = run_cli("--only-failures", "--match-status", "2xx,404", "--retries", "0", input=lines)
+    assert [json.loads(line)["status"] for line in proc.stdout.splitlines()] == [404]

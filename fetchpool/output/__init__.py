@@ -64,19 +64,25 @@ def _cut(fd: int, written: int) -> None:
 
 
 class WholeLines:
-    """A text stream that hands every write to `write_lines`: for Rich's plain table.
+    """A text stream that passes on only whole lines, through `write_lines`.
 
-    Rich writes one print at a time, whole lines; through `write_lines` they reach a file
-    or pipe as the JSON lines do, so a full disk or a kill leaves no half row behind.
+    For the writers that do not write line by line (Rich's plain table, the JSON array):
+    a full disk or a kill then leaves no half row behind. The end of a line still being
+    written waits for its newline; the JSON array's closing `]` ends with one.
     """
 
     encoding = "utf-8"
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self._pending = ""
 
     def write(self, text: str) -> int:
-        write_lines(self.stream, text)
+        pending = self._pending + text
+        cut = pending.rfind("\n") + 1
+        self._pending = pending[cut:]
+        if cut:
+            write_lines(self.stream, pending[:cut])
         return len(text)
 
     def flush(self) -> None:
