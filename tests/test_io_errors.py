@@ -152,6 +152,9 @@ def test_a_closed_stdout_is_one_line_and_74_before_fetching(server, tmp_path) ->
     assert one_line(proc.stderr) == "fetchpool: cannot write stdout: Bad file descriptor"
     assert not any("closed-stdout" in path for _, path, _ in server.seen)
     assert sh(f"{FETCHPOOL} u.txt -o out.jsonl >&-", tmp_path).returncode == ExitCode.OK  # stdout not needed
+    proc = sh(f"{FETCHPOOL} u.txt -o out.jsonl --summary-json - >&-", tmp_path)
+    assert proc.returncode == ExitCode.IO_ERROR
+    assert one_line(proc.stderr) == "fetchpool: cannot write stdout: Bad file descriptor"
 
 
 def test_a_closed_stdin_is_one_line_and_74(tmp_path) -> None:
@@ -185,6 +188,9 @@ def test_a_full_stdout_is_one_line_and_74_not_141(urls, tmp_path, fmt: str) -> N
 )
 def test_an_output_that_cannot_be_written_is_one_line_and_74(urls, tmp_path, args: list[str], line: str) -> None:
     proc = run_cli(str(urls), *args, cwd=tmp_path)
+    if args[1].startswith("/proc/") and not os.access("/proc", os.W_OK):  # not root: refused up front
+        assert proc.returncode == ExitCode.USAGE and b"is not a writable folder" in proc.stderr
+        return
     assert proc.returncode == ExitCode.IO_ERROR
     assert one_line(proc.stderr).startswith(line), proc.stderr
 
