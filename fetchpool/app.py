@@ -6,6 +6,7 @@ Only the main thread writes: records, the live view and the summary.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -14,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from .options import Options
 from .output.select import DEFAULT_ACCEPT, AcceptPolicy, FailPolicy, Filtered, RecordFilter
 from .result import FIELDS
+from .streams import STDIN, STDOUT, Closed, Discard, Guarded, naming, naming_own
 
 
 class ExitCode(IntEnum):
@@ -27,6 +29,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURES = 1
     USAGE = 2
+    IO_ERROR = 74  # sysexits' EX_IOERR: an input or output failed with an OS error
     INTERRUPTED = 130
     BROKEN_PIPE = 141
     TERMINATED = 143
@@ -52,10 +55,14 @@ class Environment:
     no_color: bool = field(default_factory=lambda: "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb")
 
     def bind(self) -> Environment:
-        """Fill unset streams from `sys` as they are now (CliRunner swaps them late)."""
-        self.stdin = self.stdin if self.stdin is not None else sys.stdin
-        self.stdout = self.stdout if self.stdout is not None else sys.stdout
-        self.stderr = self.stderr if self.stderr is not None else sys.stderr
+        """Fill unset streams from `sys` as they are now (CliRunner swaps them late).
+
+        A stream closed when the process started is None in `sys`: stdin and stdout then
+        fail clearly when used (`Closed`), a closed stderr swallows what it is given.
+        """
+        self.stdin = self.stdin if self.stdin is not None else sys.stdin or Closed(STDIN)
+        self.stdout = self.stdout if self.stdout is not None else sys.stdout or Closed(STDOUT)
+        self.stderr = self.stderr if self.stderr is not None else sys.stderr or Discard()
         return self
 
     @property
@@ -76,6 +83,10 @@ class OutputPlan:
     fail_on: FailPolicy = field(default_factory=FailPolicy)
     progress: bool = True
     quiet: bool = False
+
+    def records_on_stdout(self, env: Environment) -> bool:
+        """True when stdout carries the records themselves (not the live view, not `-o FILE`)."""
+        return self.output is None and not (self.record_format(env) == "table" and env.stdout_isatty)
 
     def record_format(self, env: Environment) -> str:
         """The format of the records themselves; `table` on a terminal means the live view."""
@@ -98,7 +109,8 @@ class Stopper:
         # A wrapper such as `timeout` forwards the terminal's SIGINT: the same press arrives
         # twice within moments. Only a press at least half a second later means "now".
         if self.code is not None and signum == signal.SIGINT and time.monotonic() - self._first > 0.5:
-            sys.stderr.write("\x1b[?25h" if _isatty(sys.stderr) else "")  # give the cursor back
+            if _isatty(sys.stderr):
+                sys.stderr.write("\x1b[?25h")  # give the cursor back
             os._exit(ExitCode.INTERRUPTED)
         if self.code is not None:
             return
@@ -123,6 +135,7 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
         import urllib3
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    _check_streams(env, files, demo, plan)
     stopper = Stopper()
     stopper.install()
     stats = Stats()
@@ -145,21 +158,26 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
             if records is not None:
                 records.close()
         except BrokenPipeError:
-            _silence_stdout()
-            os._exit(ExitCode.BROKEN_PIPE)
+            _broken_pipe()
         stats.finish()
         if live is not None:
             live.close()
         elif not plan.quiet and (env.stderr_isatty or stopper.code is not None):
-            print(stats.line(interrupted=stopper.code is not None), file=env.stderr)
+            _say(env, stats.line(interrupted=stopper.code is not None))
     if plan.summary_json:
-        from .output.jsonarray import write_json
-
-        write_json(plan.summary_json, stats.to_dict(interrupted=stopper.code is not None))
+        _write_summary(env, plan.summary_json, stats.to_dict(interrupted=stopper.code is not None))
     if stopper.code is not None:
         _flush(env)
         os._exit(stopper.code)  # in-flight requests are abandoned, not waited for
     return ExitCode.FAILURES if failing else ExitCode.OK
+
+
+def _check_streams(env: Environment, files: tuple[str, ...], demo: int | None, plan: OutputPlan) -> None:
+    """A closed stdin or stdout that the run needs fails it before anything is fetched."""
+    if demo is None and "-" in files and isinstance(env.stdin, Closed):
+        raise env.stdin.error("read")
+    if (plan.records_on_stdout(env) or plan.summary_json == "-") and isinstance(env.stdout, Closed):
+        raise env.stdout.error("write")
 
 
 def _items(
@@ -168,27 +186,42 @@ def _items(
     from .inputs import open_inputs, parse
 
     if demo is None:
-        return open_inputs(files, env.stdin_bytes, options.default_scheme)
+        scheme = options.default_scheme
+        return itertools.chain.from_iterable(_named(open_inputs((f,), env.stdin_bytes, scheme), f) for f in files)
     from . import demo as demo_server
 
     base = stack.enter_context(demo_server.serve())
     return parse(demo_server.urls(base, demo), "demo", options.default_scheme)
 
 
+def _named(items: Iterator[Any], path: str) -> Iterator[Any]:
+    """The items of one input; an OS error while reading it names it."""
+    with naming("read", STDIN if path == "-" else path):
+        yield from items
+
+
 def _records_writer(env: Environment, plan: OutputPlan, fetching: Any, stack: ExitStack) -> Any:
-    """The writer for the records, or None when the live view on stdout is all there is."""
+    """The writer for the records, or None when the live view on stdout is all there is.
+
+    The output is opened here, before anything is fetched, so a name that cannot be
+    written fails the run at once rather than after the last URL.
+    """
     fmt = plan.record_format(env)
     if fmt == "table" and plan.output is None and env.stdout_isatty:
         return None
+    name = STDOUT if plan.output is None else plan.output
     if plan.output is None:
         stream = env.stdout
     elif fmt in ("json", "csv"):
         from .output.jsonarray import atomic_path
 
-        stream = stack.enter_context(atomic_path(plan.output, newline="" if fmt == "csv" else None))
+        atomic = atomic_path(plan.output, newline="" if fmt == "csv" else None)
+        stream = stack.enter_context(naming_own("write", plan.output, atomic))
     else:
-        stream = stack.enter_context(open(plan.output, "w", encoding="utf-8"))
-    writer = _format_writer(fmt, stream, plan, fetching, env)
+        with naming("write", plan.output):
+            plain = open(plan.output, "w", encoding="utf-8")
+        stream = stack.enter_context(naming_own("write", plan.output, plain))
+    writer = Guarded(_format_writer(fmt, stream, plan, fetching, env), name)
     return Filtered(writer, plan.keep) if plan.keep.active else writer
 
 
@@ -197,17 +230,20 @@ def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, en
         from .output.jsonl import JsonLinesWriter
 
         return JsonLinesWriter(stream, fetching.pending, plan.fields)
+    from .output import WholeLines
+
+    lines = cast(TextIO, WholeLines(stream))  # duck-typed: the writers only write and flush
     if fmt == "json":
         from .output.jsonarray import JsonArrayWriter
 
-        return JsonArrayWriter(stream, plan.fields)
+        return JsonArrayWriter(lines, plan.fields)
     if fmt == "csv":
         from .output.csvout import CsvWriter
 
         return CsvWriter(stream, plan.fields, fetching.pending)
     from .output.table import PipeConsole, TableWriter
 
-    return TableWriter(PipeConsole(file=stream, no_color=env.no_color, highlight=False))
+    return TableWriter(PipeConsole(file=lines, no_color=env.no_color, highlight=False))
 
 
 def _live_view(
@@ -231,12 +267,49 @@ def _live_view(
 
     from .output.live import LiveWriter
 
-    console = Console(file=stream, no_color=env.no_color, highlight=False, force_terminal=True)
+    # --no-progress (and -q) on a terminal stdout: nothing redrawn, only the final report
+    interactive = None if plan.progress else False
+    console = Console(
+        file=stream, no_color=env.no_color, highlight=False, force_terminal=True, force_interactive=interactive
+    )
     live = LiveWriter(console, stats, demo, progress_only=progress_only, interrupted=lambda: stopper.code is not None)
     stack.callback(live.close)
     if demo is None:
         live.count_total(files)
     return live
+
+
+def _write_summary(env: Environment, path: str, document: dict[str, Any]) -> None:
+    """`--summary-json FILE` atomically, or `-` on stdout after everything else."""
+    if path != "-":
+        from .output.jsonarray import write_json
+
+        with naming("write", path):
+            write_json(path, document)
+        return
+    import json
+
+    from .output import write_lines
+
+    try:
+        with naming("write", STDOUT):
+            write_lines(env.stdout, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    except BrokenPipeError:
+        _broken_pipe()
+
+
+def _say(env: Environment, line: str) -> None:
+    """A line for the person on stderr; a stderr that cannot take it is not a reason to fail."""
+    try:
+        print(line, file=env.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _broken_pipe() -> None:
+    """The reader went away: exit quietly, as a program killed by SIGPIPE would."""
+    silence_stdout()
+    os._exit(ExitCode.BROKEN_PIPE)
 
 
 def _flush(env: Environment) -> None:
@@ -247,10 +320,10 @@ def _flush(env: Environment) -> None:
             pass
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):
         pass

@@ -5,7 +5,9 @@ Everything here is translation at the edge; fetching lives in the library module
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import sys
 from typing import Any
 
@@ -189,7 +191,7 @@ class ByteSize(click.ParamType):
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     metavar="FILE",
-    help="Write the run's summary (counts, latency percentiles, throughput, timestamps) as JSON.",
+    help="Write the run's summary (counts, latency percentiles, throughput, timestamps) as JSON; - is stdout.",
 )
 @click.option(
     "--fail-on",
@@ -201,7 +203,7 @@ class ByteSize(click.ParamType):
 @click.option(
     "--accept", default="200-399", show_default=True, metavar="LIST", help="Statuses that count as ok (200-299,301)."
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar or live view on stderr.")
+@click.option("--no-progress", is_flag=True, help="No progress bar or live redraw; just the summary or final report.")
 @click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors: no progress, no summary.")
 @click.option(
     "--demo",
@@ -225,7 +227,8 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
 
     Records are JSON lines on stdout when it is not a terminal, a table when it is.
     Blank lines and lines starting with # are skipped; lines without a scheme get
-    --default-scheme. Exit status: 0 all ok, 1 some failed, 2 usage error, 130 interrupted.
+    --default-scheme. Exit status: 0 all ok, 1 some failed, 2 usage error, 74 I/O error,
+    130 interrupted.
     """
     env = (ctx.obj if isinstance(ctx.obj, Environment) else Environment()).bind()
     demo = flags.pop("demo")
@@ -241,33 +244,100 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     show_traceback = flags.pop("traceback")
     if flags["output"] == "-":
         flags["output"] = None  # -o - is stdout, as everywhere else
-    _check_paths(files, flags["output"], flags["summary_json"])
-    plan = _plan(flags)
+    plan = _plan(flags, env)
+    _check_paths(env, files or ("-",) if demo is None else (), plan)
     options = _options(flags)
     _check_ca_bundle(options)
-    from .app import drive
+    from .app import drive, silence_stdout
+    from .streams import STDOUT, StreamError
 
     try:
         code = drive(env, files or ("-",), demo, options, plan)
+    except StreamError as exc:
+        if show_traceback:
+            raise
+        if exc.name == STDOUT:
+            silence_stdout()  # what is still buffered for it would fail again at exit
+        _echo_error(f"fetchpool: {exc}")
+        code = ExitCode.IO_ERROR
     except Exception as exc:
         if show_traceback:
             raise
-        click.echo(f"fetchpool: internal error: {type(exc).__name__}: {exc} (rerun with --traceback)", err=True)
+        _echo_error(f"fetchpool: internal error: {type(exc).__name__}: {exc} (rerun with --traceback)")
         code = ExitCode.FAILURES
     ctx.exit(code)
 
 
-def _check_paths(files: tuple[str, ...], *outputs: str | None) -> None:
-    """Refuse, before fetching anything, outputs that would fail or eat an input file."""
-    for out in outputs:
+def _echo_error(line: str) -> None:
+    """The one line that says why the run failed; a stderr that cannot take it is ignored."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _check_paths(env: Environment, files: tuple[str, ...], plan: OutputPlan) -> None:
+    """Refuse, before fetching anything, outputs that would fail, eat an input, or each other.
+
+    Files are compared by what they are, not how they are spelt: `./x`, a symlink, a hard
+    link, or a name that does not exist yet in the same folder all count as the same file.
+    stdout and stdin count too, when the records go to stdout or the URLs come from stdin.
+    """
+    outputs = _outputs(env, plan)
+    if len(outputs) == 2:
+        (flag1, out1, id1), (flag2, out2, id2) = outputs
+        if out1 == out2 == "-":
+            raise click.UsageError("--summary-json - and the records would both go to stdout: add -o FILE")
+        if id1 is not None and id1 == id2:
+            first = "stdout (the records)" if out1 == "-" else f"{flag1} {out1!r}"
+            raise click.UsageError(f"{first} and {flag2} {out2!r} are the same file: one would eat the other")
+    inputs = {_stream_identity(env.stdin) if name == "-" else _identity(name) for name in files} - {None}
+    for _, out, identity in outputs:
+        if identity in inputs:
+            shown = "stdout" if out == "-" else repr(out)
+            raise click.UsageError(f"{shown} is an input file: writing it would destroy the URLs")
+
+
+def _outputs(env: Environment, plan: OutputPlan) -> list[tuple[str, str, Any]]:
+    """(flag, name as given, identity) of each output, `-` for stdout; a folder that cannot
+    take the file is refused here."""
+    records = plan.output if plan.output is not None else ("-" if plan.records_on_stdout(env) else None)
+    outputs = []
+    for flag, out in (("-o", records), ("--summary-json", plan.summary_json)):
         if out is None:
             continue
-        folder = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise click.UsageError(f"cannot write {out!r}: {folder!r} is not a writable folder")
-        for name in files:
-            if name != "-" and os.path.exists(out) and os.path.samefile(name, out):
-                raise click.UsageError(f"{out!r} is an input file: writing it would destroy the URLs")
+        if out != "-":
+            folder = os.path.dirname(os.path.abspath(out))
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise click.UsageError(f"cannot write {out!r}: {folder!r} is not a writable folder")
+        outputs.append((flag, out, _stream_identity(env.stdout) if out == "-" else _identity(out)))
+    return outputs
+
+
+def _identity(path: str) -> tuple[Any, ...] | None:
+    """What names one file however it is spelt: its inode, or for a file still to be made
+    (a dangling symlink followed), its folder's inode and its name. None for a device or
+    a pipe: `/dev/null` twice eats nothing."""
+    try:
+        st = os.stat(path)
+        return ("file", st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        pass
+    folder, name = os.path.split(os.path.realpath(path))
+    try:
+        st = os.stat(folder)
+        return ("new", st.st_dev, st.st_ino, name)
+    except OSError:
+        return ("path", folder, name)
+
+
+def _stream_identity(stream: Any) -> tuple[Any, ...] | None:
+    """The regular file behind a standard stream (`< urls.txt`, `> out.jsonl`), else None."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return ("file", st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
 def _check_ca_bundle(options: Options) -> None:
@@ -288,14 +358,17 @@ def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
         flags["retries"] = 0
 
 
-def _plan(flags: dict[str, Any]) -> OutputPlan:
-    """Output flags -> OutputPlan; a bad spec is a usage error naming its flag."""
+def _plan(flags: dict[str, Any], env: Environment) -> OutputPlan:
+    """Output flags -> OutputPlan; a bad spec, or flags that contradict each other, is a
+    usage error naming them: nothing given is silently ignored."""
     from .output.select import AcceptPolicy, FailPolicy, RecordFilter, SpecError, parse_fields
 
-    fmt = "jsonl" if flags.pop("as_json") and flags["fmt"] == "auto" else flags.pop("fmt")
-    flags.pop("fmt", None)
+    as_json, fmt = flags.pop("as_json"), flags.pop("fmt")
+    if as_json and fmt not in ("auto", "jsonl"):
+        raise click.UsageError(f"--json is --format jsonl: it contradicts --format {fmt}")
+    fmt = "jsonl" if as_json else fmt
     try:
-        return OutputPlan(
+        plan = OutputPlan(
             format=fmt,
             fields=parse_fields(flags["fields"]) if flags["fields"] else FIELDS,
             output=flags["output"],
@@ -303,11 +376,17 @@ def _plan(flags: dict[str, Any]) -> OutputPlan:
             keep=RecordFilter.parse(flags["match_status"], flags["filter_status"], flags["only_failures"]),
             accept=AcceptPolicy.parse(flags["accept"]),
             fail_on=FailPolicy.parse(flags["fail_on"]),
-            progress=not flags["no_progress"],
+            progress=not (flags["no_progress"] or flags["quiet"]),
             quiet=flags["quiet"],
         )
     except SpecError as exc:
         raise click.UsageError(str(exc)) from None
+    if flags["fields"] and plan.record_format(env) == "table":
+        raise click.UsageError(
+            "--fields picks the keys of jsonl, json and csv records; the table has fixed columns "
+            "(add --json or --format csv, or -o FILE)"
+        )
+    return plan
 
 
 def _options(flags: dict[str, Any]) -> Options:

@@ -6,6 +6,7 @@ Only the main thread calls a writer, so lines never interleave.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from typing import Protocol, TextIO
 
@@ -30,6 +31,8 @@ def write_lines(stream: TextIO, text: str) -> None:
     between them (a full pipe makes that likely) leaves half a line behind. On a real file
     descriptor the lines go out in `os.write` calls of whole lines, each at most PIPE_BUF
     bytes where the lines allow it, which the kernel writes entirely or not at all.
+    A file that fills up (a full disk, a size limit) may take only part of a write before
+    the error: that part is cut off again, so the file ends with the last whole line.
     """
     try:
         fd = stream.fileno()
@@ -41,8 +44,52 @@ def write_lines(stream: TextIO, text: str) -> None:
         return
     stream.flush()
     for chunk in _chunks(text.encode("utf-8")):
-        while chunk:
-            chunk = chunk[os.write(fd, chunk) :]
+        done = 0
+        try:
+            while done < len(chunk):
+                done += os.write(fd, chunk[done:])
+        except OSError:
+            if done:
+                _cut(fd, done)
+            raise
+
+
+def _cut(fd: int, written: int) -> None:
+    """Take the last `written` bytes off a regular file (best effort: the error is raised anyway)."""
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+    except OSError:
+        pass
+
+
+class WholeLines:
+    """A text stream that passes on only whole lines, through `write_lines`.
+
+    For the writers that do not write line by line (Rich's plain table, the JSON array):
+    a full disk or a kill then leaves no half row behind. The end of a line still being
+    written waits for its newline; the JSON array's closing `]` ends with one.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        pending = self._pending + text
+        cut = pending.rfind("\n") + 1
+        self._pending = pending[cut:]
+        if cut:
+            write_lines(self.stream, pending[:cut])
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:
