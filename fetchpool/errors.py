@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import requests.exceptions as rex
 import urllib3.exceptions as uex
 
-from .result import ErrorKind
+from .result import ErrorKind, redact_text
 
 
 class FetchError(Exception):
@@ -313,5 +313,6 @@ def _classify(exc: BaseException) -> tuple[ErrorKind, str]:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    """Every message ends here: redacted first (exception texts quote URLs), then cut short."""
+    text = " ".join(_UNPRINTABLE.sub(" ", redact_text(text)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

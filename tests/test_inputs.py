@@ -26,9 +26,10 @@ def test_crlf_surrounding_whitespace_and_bom_are_ignored() -> None:
     assert got == [Target("http://a.test/x", 1), Target("http://b.test/", 2)]
 
 
-def test_bom_only_stripped_on_first_line() -> None:
-    got = items(b"http://a.test/\n\xef\xbb\xbfhttp://b.test/\n")
-    assert isinstance(got[1], Result) and got[1].line == 2
+def test_a_bom_at_the_start_of_any_line_is_skipped() -> None:
+    """Files joined with `cat` keep each file's byte-order mark at the start of its first line."""
+    got = items(b"http://a.test/\n\xef\xbb\xbfhttp://b.test/\n\xef\xbb\xbf\n\xef\xbb\xbf# c\n")
+    assert got == [Target("http://a.test/", 1), Target("http://b.test/", 2)]
 
 
 def test_non_utf8_bytes_become_invalid_url_and_the_run_goes_on() -> None:
