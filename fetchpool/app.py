@@ -14,11 +14,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .options import Options
 from .output.select import DEFAULT_ACCEPT, AcceptPolicy, FailPolicy, Filtered, RecordFilter
 from .result import FIELDS
+
+if TYPE_CHECKING:
+    from .inputs import UrlArgument
+
+Sources = tuple["str | UrlArgument", ...]  # FILEs, `-` and URLs given as arguments, in order
 
 
 class ExitCode(IntEnum):
@@ -112,7 +117,7 @@ class Stopper:
         signal.signal(signal.SIGTERM, self)
 
 
-def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
+def drive(env: Environment, files: Sources, demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
     """Run the fetch, write every record, show or print the summary; return the exit code."""
     from . import fastheaders
     from .output.stats import Stats
@@ -152,6 +157,8 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
             live.close()
         elif not plan.quiet and (env.stderr_isatty or stopper.code is not None):
             print(stats.line(interrupted=stopper.code is not None), file=env.stderr)
+        if stats.total == 0 and stopper.code is None:
+            failing |= _no_urls(env, plan)
     if plan.summary_json:
         from .output.jsonarray import write_json
 
@@ -162,8 +169,15 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
     return ExitCode.FAILURES if failing else ExitCode.OK
 
 
+def _no_urls(env: Environment, plan: OutputPlan) -> bool:
+    """A run that read no URL says so, terminal or not (cron mails stderr); True to fail it."""
+    if not plan.quiet:
+        print("fetchpool: no URLs in input", file=env.stderr)
+    return plan.fail_on.empty
+
+
 def _items(
-    env: Environment, files: tuple[str, ...], demo: int | None, options: Options, stack: ExitStack
+    env: Environment, files: Sources, demo: int | None, options: Options, stack: ExitStack
 ) -> Iterator[Any]:
     from .inputs import open_inputs, parse
 
@@ -214,7 +228,7 @@ def _live_view(
     env: Environment,
     plan: OutputPlan,
     stats: Any,
-    files: tuple[str, ...],
+    files: Sources,
     demo: int | None,
     stopper: Stopper,
     stack: ExitStack,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,7 +15,10 @@ from . import __version__
 from .app import Environment, ExitCode, OutputPlan
 from .limits import parse_rate
 from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
-from .result import FIELDS
+from .result import FIELDS, redact_text, redact_url
+
+if TYPE_CHECKING:
+    from .inputs import UrlArgument  # imported late: it loads requests, which --help never needs
 
 
 class ByteSize(click.ParamType):
@@ -51,10 +54,29 @@ class ByteSize(click.ParamType):
         return int(number * self._UNITS[unit])
 
 
+class FileOrUrl(click.ParamType):
+    """A FILE to read, or a URL to fetch: an argument that names no file and starts with
+    `http://` or `https://` (as lychee reads its arguments). A file of that name wins."""
+
+    name = "file"
+    _path = click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # already converted
+            return value
+        text = value
+        if text.lower().startswith(("http://", "https://")) and not os.path.lexists(text):
+            from .inputs import UrlArgument
+
+            return UrlArgument(text)
+        try:
+            return self._path.convert(value, param, ctx)
+        except click.BadParameter as exc:  # its message quotes the argument, password and all
+            raise click.BadParameter(redact_text(redact_url(exc.message)), ctx, param) from None
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument(
-    "files", nargs=-1, metavar="[FILE]...", type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
-)
+@click.argument("files", nargs=-1, metavar="[FILE|URL]...", type=FileOrUrl())
 @click.option(
     "-c",
     "--concurrency",
@@ -220,8 +242,10 @@ class ByteSize(click.ParamType):
 )
 @click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
 @click.pass_context
-def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
+def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any) -> None:
     """Fetch every URL in FILE(s) (or stdin) concurrently; one record per URL line.
+
+    An argument that starts with http:// or https:// and names no file is a URL to fetch.
 
     Records are JSON lines on stdout when it is not a terminal, a table when it is.
     Blank lines and lines starting with # are skipped; lines without a scheme get
@@ -241,7 +265,8 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     show_traceback = flags.pop("traceback")
     if flags["output"] == "-":
         flags["output"] = None  # -o - is stdout, as everywhere else
-    _check_paths(files, flags["output"], flags["summary_json"])
+    files = _number_urls(files)
+    _check_paths(tuple(f for f in files if isinstance(f, str)), flags["output"], flags["summary_json"])
     plan = _plan(flags)
     options = _options(flags)
     _check_ca_bundle(options)
@@ -252,9 +277,18 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     except Exception as exc:
         if show_traceback:
             raise
-        click.echo(f"fetchpool: internal error: {type(exc).__name__}: {exc} (rerun with --traceback)", err=True)
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        click.echo(f"fetchpool: internal error: {message} (rerun with --traceback)", err=True)
         code = ExitCode.FAILURES
     ctx.exit(code)
+
+
+def _number_urls(files: tuple[str | UrlArgument, ...]) -> tuple[str | UrlArgument, ...]:
+    """Give each URL argument its position among URL arguments: the `line` of its record."""
+    from dataclasses import replace
+
+    positions = iter(range(1, len(files) + 1))
+    return tuple(f if isinstance(f, str) else replace(f, position=next(positions)) for f in files)
 
 
 def _check_paths(files: tuple[str, ...], *outputs: str | None) -> None:
