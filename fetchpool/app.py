@@ -176,9 +176,7 @@ def _no_urls(env: Environment, plan: OutputPlan) -> bool:
     return plan.fail_on.empty
 
 
-def _items(
-    env: Environment, files: Sources, demo: int | None, options: Options, stack: ExitStack
-) -> Iterator[Any]:
+def _items(env: Environment, files: Sources, demo: int | None, options: Options, stack: ExitStack) -> Iterator[Any]:
     from .inputs import open_inputs, parse
 
     if demo is None:

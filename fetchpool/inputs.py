@@ -164,11 +164,11 @@ def split_scheme(text: str) -> tuple[str | None, str]:
     if not m:
         return None, text
     name, rest = m.group(1).lower(), text[m.end() :]
-    if rest.startswith("//"):
+    if rest.startswith("//") or name in _OPAQUE:
         return name, text
     if rest[:1].isdigit():
         return None, text
-    if name not in FETCHABLE and name not in _OPAQUE and _BARE_CREDENTIALS.match(rest):
+    if name not in FETCHABLE and _BARE_CREDENTIALS.match(rest):
         return None, text
     return name, text
 
