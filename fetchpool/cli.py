@@ -218,7 +218,8 @@ class FileOrUrl(click.ParamType):
     default="any",
     show_default=True,
     metavar="any|none|LIST",
-    help="What makes the exit status 1: any record not ok, nothing, or matching classes/kinds (5xx,dns,timeout).",
+    help="What makes the exit status 1: any record not ok, nothing, or matching classes/kinds (5xx,dns,timeout); "
+    "add empty (any,empty) to fail when the input holds no URL.",
 )
 @click.option(
     "--accept", default="200-399", show_default=True, metavar="LIST", help="Statuses that count as ok (200-299,301)."
