@@ -21,7 +21,6 @@ MAX_LINE_BYTES = 64 * 1024
 SHOWN_CHARS = 200  # of a line too long to parse, the part its record shows
 FETCHABLE = ("http", "https")
 ARGS = "args"  # the `input` of URLs given as arguments
-_BOM = b"\xef\xbb\xbf"
 # Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),

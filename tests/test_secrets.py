@@ -283,3 +283,12 @@ def test_messages_stay_masked_across_threads_of_a_real_run(loc_server: TestServe
     records = [json.loads(x) for x in proc.stdout.splitlines()]
     assert {r["error"] for r in records} == {"connect", "invalid_url"}
     assert b"s3cr3tpw" not in proc.stdout + proc.stderr and b"al:***@" in proc.stdout
+
+
+def test_a_line_without_a_scheme_sends_its_user_info_as_basic_auth(server) -> None:
+    port = server.server_address[1]
+    proc = run_cli("--default-scheme", "http", input=f"al:s3cr3tpw@127.0.0.1:{port}/echo?basic\n".encode())
+    (record,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert record["status"] == 200 and record["url"] == f"http://al:***@127.0.0.1:{port}/echo?basic"
+    sent = [h for _, path, h in server.seen if path == "/echo?basic"]
+    assert sent[-1]["Authorization"] == "Basic " + base64.b64encode(b"al:s3cr3tpw").decode()
