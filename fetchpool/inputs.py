@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import unquote
 
 from requests.exceptions import RequestException
 from requests.models import PreparedRequest
@@ -196,10 +197,20 @@ def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tu
     url = req.url or text
     if _PORT_ZERO.match(text):  # requests drops ":0" and would fetch port 80 instead
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: port 0")
-    host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    userinfo, _, host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")
     if not host or " " in host:
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: no usable host")
+    if userinfo and not _latin1(unquote(userinfo)):  # requests sends Basic auth in Latin-1 only
+        return None, _bad(original, ErrorKind.INVALID_URL, "user name or password is not Latin-1: cannot be sent")
     return url, None
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bad(text: str, kind: ErrorKind, message: str) -> Result:

@@ -292,3 +292,10 @@ def test_a_line_without_a_scheme_sends_its_user_info_as_basic_auth(server) -> No
     assert record["status"] == 200 and record["url"] == f"http://al:***@127.0.0.1:{port}/echo?basic"
     sent = [h for _, path, h in server.seen if path == "/echo?basic"]
     assert sent[-1]["Authorization"] == "Basic " + base64.b64encode(b"al:s3cr3tpw").decode()
+
+
+@pytest.mark.parametrize("pw", ["%E2%82%ACs3cr3tpw", "€s3cr3tpw"])
+def test_a_password_that_cannot_be_sent_is_an_invalid_line_not_an_internal_error(pw: str) -> None:
+    (got,) = parse([f"http://u:{pw}@127.0.0.1:9/"])
+    assert isinstance(got, Result) and got.error is ErrorKind.INVALID_URL
+    assert got.url == "http://u:***@127.0.0.1:9/" and "Latin-1" in (got.error_message or "")
