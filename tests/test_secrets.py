@@ -299,3 +299,14 @@ def test_a_password_that_cannot_be_sent_is_an_invalid_line_not_an_internal_error
     (got,) = parse([f"http://u:{pw}@127.0.0.1:9/"])
     assert isinstance(got, Result) and got.error is ErrorKind.INVALID_URL
     assert got.url == "http://u:***@127.0.0.1:9/" and "Latin-1" in (got.error_message or "")
+
+
+def test_a_redirect_to_user_info_that_cannot_be_sent_is_invalid_url(loc_server: TestServer) -> None:
+    from fetchpool.client import Client, fetch_one
+    from fetchpool.options import Options
+
+    loc_server.locations["euro"] = "http://u:%E2%82%ACs3cr3tpw@127.0.0.1:9/"  # type: ignore[attr-defined]
+    client = Client(Options(retries=0))
+    result = fetch_one(loc_server.url("/loc/euro"), client)
+    assert result.error is ErrorKind.INVALID_URL and "Latin-1" in (result.error_message or "")
+    assert "s3cr3tpw" not in f"{result.final_url} {result.error_message}"
