@@ -15,12 +15,17 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from .options import Options
 from .output.select import DEFAULT_ACCEPT, AcceptPolicy, FailPolicy, Filtered, RecordFilter
 from .result import FIELDS
 from .streams import STDIN, STDOUT, Closed, Discard, Guarded, naming, naming_own
+
+if TYPE_CHECKING:
+    from .inputs import UrlArgument
+
+Sources = tuple["str | UrlArgument", ...]  # FILEs, `-` and URLs given as arguments, in order
 
 
 class ExitCode(IntEnum):
@@ -124,7 +129,7 @@ class Stopper:
         signal.signal(signal.SIGTERM, self)
 
 
-def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
+def drive(env: Environment, files: Sources, demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
     """Run the fetch, write every record, show or print the summary; return the exit code."""
     from . import fastheaders
     from .output.stats import Stats
@@ -164,6 +169,8 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
             live.close()
         elif not plan.quiet and (env.stderr_isatty or stopper.code is not None):
             _say(env, stats.line(interrupted=stopper.code is not None))
+        if stats.total == 0 and stopper.code is None:
+            failing |= _no_urls(env, plan)
     if plan.summary_json:
         _write_summary(env, plan.summary_json, stats.to_dict(interrupted=stopper.code is not None))
     if stopper.code is not None:
@@ -172,7 +179,7 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
     return ExitCode.FAILURES if failing else ExitCode.OK
 
 
-def _check_streams(env: Environment, files: tuple[str, ...], demo: int | None, plan: OutputPlan) -> None:
+def _check_streams(env: Environment, files: Sources, demo: int | None, plan: OutputPlan) -> None:
     """A closed stdin or stdout that the run needs fails it before anything is fetched."""
     if demo is None and "-" in files and isinstance(env.stdin, Closed):
         raise env.stdin.error("read")
@@ -180,9 +187,14 @@ def _check_streams(env: Environment, files: tuple[str, ...], demo: int | None, p
         raise env.stdout.error("write")
 
 
-def _items(
-    env: Environment, files: tuple[str, ...], demo: int | None, options: Options, stack: ExitStack
-) -> Iterator[Any]:
+def _no_urls(env: Environment, plan: OutputPlan) -> bool:
+    """A run that read no URL says so, terminal or not (cron mails stderr); True to fail it."""
+    if not plan.quiet:
+        _say(env, "fetchpool: no URLs in input")
+    return plan.fail_on.empty
+
+
+def _items(env: Environment, files: Sources, demo: int | None, options: Options, stack: ExitStack) -> Iterator[Any]:
     from .inputs import open_inputs, parse
 
     if demo is None:
@@ -194,8 +206,11 @@ def _items(
     return parse(demo_server.urls(base, demo), "demo", options.default_scheme)
 
 
-def _named(items: Iterator[Any], path: str) -> Iterator[Any]:
+def _named(items: Iterator[Any], path: str | UrlArgument) -> Iterator[Any]:
     """The items of one input; an OS error while reading it names it."""
+    if not isinstance(path, str):  # a URL given as an argument: nothing to read
+        yield from items
+        return
     with naming("read", STDIN if path == "-" else path):
         yield from items
 
@@ -250,7 +265,7 @@ def _live_view(
     env: Environment,
     plan: OutputPlan,
     stats: Any,
-    files: tuple[str, ...],
+    files: Sources,
     demo: int | None,
     stopper: Stopper,
     stack: ExitStack,

@@ -9,7 +9,7 @@ import io
 import os
 import stat
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,7 +17,10 @@ from . import __version__
 from .app import Environment, ExitCode, OutputPlan
 from .limits import parse_rate
 from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
-from .result import FIELDS
+from .result import FIELDS, redact_text, redact_url
+
+if TYPE_CHECKING:
+    from .inputs import UrlArgument  # imported late: it loads requests, which --help never needs
 
 
 class ByteSize(click.ParamType):
@@ -53,10 +56,29 @@ class ByteSize(click.ParamType):
         return int(number * self._UNITS[unit])
 
 
+class FileOrUrl(click.ParamType):
+    """A FILE to read, or a URL to fetch: an argument that names no file and starts with
+    `http://` or `https://` (as lychee reads its arguments). A file of that name wins."""
+
+    name = "file"
+    _path = click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # already converted
+            return value
+        text = value
+        if text.lower().startswith(("http://", "https://")) and not os.path.lexists(text):
+            from .inputs import UrlArgument
+
+            return UrlArgument(text)
+        try:
+            return self._path.convert(value, param, ctx)
+        except click.BadParameter as exc:  # its message quotes the argument, password and all
+            raise click.BadParameter(redact_text(redact_url(exc.message)), ctx, param) from None
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument(
-    "files", nargs=-1, metavar="[FILE]...", type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
-)
+@click.argument("files", nargs=-1, metavar="[FILE|URL]...", type=FileOrUrl())
 @click.option(
     "-c",
     "--concurrency",
@@ -198,7 +220,8 @@ class ByteSize(click.ParamType):
     default="any",
     show_default=True,
     metavar="any|none|LIST",
-    help="What makes the exit status 1: any record not ok, nothing, or matching classes/kinds (5xx,dns,timeout).",
+    help="What makes the exit status 1: any record not ok, nothing, or matching classes/kinds (5xx,dns,timeout); "
+    "add empty (any,empty) to fail when the input holds no URL.",
 )
 @click.option(
     "--accept", default="200-399", show_default=True, metavar="LIST", help="Statuses that count as ok (200-299,301)."
@@ -222,8 +245,10 @@ class ByteSize(click.ParamType):
 )
 @click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
 @click.pass_context
-def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
+def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any) -> None:
     """Fetch every URL in FILE(s) (or stdin) concurrently; one record per URL line.
+
+    An argument that starts with http:// or https:// and names no file is a URL to fetch.
 
     Records are JSON lines on stdout when it is not a terminal, a table when it is.
     Blank lines and lines starting with # are skipped; lines without a scheme get
@@ -244,8 +269,10 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     show_traceback = flags.pop("traceback")
     if flags["output"] == "-":
         flags["output"] = None  # -o - is stdout, as everywhere else
+    files = _number_urls(files)
     plan = _plan(flags, env)
-    _check_paths(env, files or ("-",) if demo is None else (), plan)
+    paths = tuple(f for f in files if isinstance(f, str)) if files else ("-",)
+    _check_paths(env, paths if demo is None else (), plan)
     options = _options(flags)
     _check_ca_bundle(options)
     from .app import drive, silence_stdout
@@ -263,9 +290,18 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     except Exception as exc:
         if show_traceback:
             raise
-        _echo_error(f"fetchpool: internal error: {type(exc).__name__}: {exc} (rerun with --traceback)")
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        _echo_error(f"fetchpool: internal error: {message} (rerun with --traceback)")
         code = ExitCode.FAILURES
     ctx.exit(code)
+
+
+def _number_urls(files: tuple[str | UrlArgument, ...]) -> tuple[str | UrlArgument, ...]:
+    """Give each URL argument its position among URL arguments: the `line` of its record."""
+    from dataclasses import replace
+
+    positions = iter(range(1, len(files) + 1))
+    return tuple(f if isinstance(f, str) else replace(f, position=next(positions)) for f in files)
 
 
 def _echo_error(line: str) -> None:

@@ -23,10 +23,11 @@ import ssl
 import urllib.parse
 from collections.abc import Callable, Iterator
 
+import requests.auth
 import requests.exceptions as rex
 import urllib3.exceptions as uex
 
-from .result import ErrorKind
+from .result import ErrorKind, redact_text
 
 
 class FetchError(Exception):
@@ -53,6 +54,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 # urljoin/urlsplit raise a bare ValueError for text like `http://[::1`: an invalid URL, not a bug.
 _URL_PARSER = os.path.normcase(urllib.parse.__file__)
+# requests encodes Basic auth from a URL's user info in Latin-1 only: a Location can carry more.
+_BASIC_AUTH = os.path.normcase(requests.auth.__file__)
 _RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # urllib3's wrappers embed these; they say nothing a person needs and can be long.
@@ -309,9 +312,12 @@ def _classify(exc: BaseException) -> tuple[ErrorKind, str]:
     for e in chain:
         if isinstance(e, ValueError) and _raised_in(e, _URL_PARSER):
             return ErrorKind.INVALID_URL, _one_line(_with("invalid URL", _detail(e)))
+        if isinstance(e, UnicodeEncodeError) and _raised_in(e, _BASIC_AUTH):
+            return ErrorKind.INVALID_URL, "invalid URL: user name or password is not Latin-1: cannot be sent"
     return ErrorKind.INTERNAL, _one_line(f"unexpected {type(exc).__name__}: {_detail(exc)}")
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    """Every message ends here: redacted first (exception texts quote URLs), then cut short."""
+    text = " ".join(_UNPRINTABLE.sub(" ", redact_text(text)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -6,20 +6,38 @@ records, so one bad line never stops a run of ten million.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import unquote
 
 from requests.exceptions import RequestException
 from requests.models import PreparedRequest
 
-from .result import ErrorKind, Result, redact_url
+from .result import ErrorKind, Result, clip, redact_text, redact_url
 
 MAX_LINE_BYTES = 64 * 1024
+SHOWN_CHARS = 200  # of a line too long to parse, the part its record shows
 FETCHABLE = ("http", "https")
-_BOM = b"\xef\xbb\xbf"
+ARGS = "args"  # the `input` of URLs given as arguments
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_CHUNK = 64 * 1024
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# `user:password@host[:port]` with no scheme: RFC 3986 user info, then a plain host.
+_BARE_CREDENTIALS = re.compile(
+    r"[A-Za-z0-9\-._~!$&'()*+,;=:%@]*@(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?(?:[/?#]|\Z)"
+)
+# Schemes whose URLs are `name:someone@host` themselves: never read as user:password.
+_OPAQUE = frozenset(("mailto", "news", "xmpp", "sip", "sips", "acct", "im", "pres", "mid", "cid", "javascript", "data"))
 _PORT_ZERO = re.compile(r"[^:]*://[^/?#]*:0+(?:[/?#]|\Z)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # URLs that requests' prepare_url would return unchanged (but for a "/" path): lower-case
@@ -40,35 +58,119 @@ class Target:
     input: str = "-"
 
 
+@dataclass(frozen=True, slots=True)
+class UrlArgument:
+    """A URL given on the command line instead of a FILE; `position` counts such arguments."""
+
+    url: str
+    position: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that cannot be a URL whatever it says (too long, undecodable), and what to show."""
+
+    shown: str
+    message: str
+
+
 Item = Target | Result
+Line = bytes | str | BadLine | None  # None: a line too long, of which nothing is kept
 
 
-def read_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
-    """Yield raw lines lazily; `None` stands for a line longer than `limit` (skipped).
+def read_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | str | BadLine]:
+    """Yield the lines of one input lazily, decoded as its byte-order mark says.
 
-    `readline(limit)` keeps memory bounded even for a file with no newline at all.
+    UTF-8 (with or without a mark) stays bytes, split by `readline(limit)`, which keeps
+    memory bounded even for a file with no newline; UTF-16 and UTF-32 are decoded as they
+    stream. A line longer than `limit` becomes a `BadLine` showing its beginning.
     """
+    encoding, head = _sniff(stream)
+    if encoding not in (None, "utf-8"):
+        yield from _decoded_lines(stream, encoding, head, limit)
+        return
     while True:
-        chunk = stream.readline(limit + 1)
+        chunk = head if head.endswith(b"\n") else head + stream.readline(limit + 1 - len(head))
+        head = b""
         if not chunk:
             return
         if len(chunk) > limit and not chunk.endswith(b"\n"):
+            shown = chunk[: SHOWN_CHARS * 20].decode("utf-8", "backslashreplace")
             while chunk and not chunk.endswith(b"\n"):
                 chunk = stream.readline(limit + 1)
-            yield None
+            yield _too_long(shown)
         else:
             yield chunk
 
 
+def _sniff(stream: BinaryIO) -> tuple[str | None, bytes]:
+    """The encoding a byte-order mark names, and the bytes read after it.
+
+    Reads one byte at a time, and only while what it read could still begin a mark: a
+    line typed on a terminal is never held back waiting for more.
+    """
+    head = b""
+    while len(head) < 4 and any(len(bom) > len(head) and bom.startswith(head) for bom, _ in _BOMS):
+        byte = stream.read(1)
+        if not byte:
+            break
+        head += byte
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding, head[len(bom) :]
+    return None, head
+
+
+def _decoded_lines(stream: BinaryIO, encoding: str, head: bytes, limit: int) -> Iterator[str | BadLine]:
+    """Lines of a UTF-16 or UTF-32 stream, decoded chunk by chunk; memory stays bounded."""
+    decoder = codecs.getincrementaldecoder(encoding)("replace")
+    read = getattr(stream, "read1", stream.read)
+    pending, dropped, data = decoder.decode(head), "", b"x"
+    while data:
+        data = read(_CHUNK)
+        pending += decoder.decode(data, final=not data)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            if dropped:
+                yield _too_long(dropped)
+                dropped = ""
+            else:
+                yield _checked(line, encoding)
+        if len(pending) > limit:  # characters: at least as many bytes in UTF-8
+            dropped, pending = dropped or pending[: SHOWN_CHARS * 20], ""
+    if dropped:
+        yield _too_long(dropped)
+    elif pending:
+        yield _checked(pending, encoding)
+
+
+def _checked(line: str, encoding: str) -> str | BadLine:
+    """A decoded line, or why not: the decoder put U+FFFD where the bytes were not valid."""
+    if "\ufffd" not in line:
+        return line
+    return BadLine(redact_text(redact_url(line.strip())), f"line is not valid {encoding[:6].upper()}")
+
+
+def _too_long(start: str) -> BadLine:
+    return BadLine(
+        clip(redact_text(redact_url(start.strip())), SHOWN_CHARS), f"line longer than {MAX_LINE_BYTES} bytes"
+    )
+
+
 def split_scheme(text: str) -> tuple[str | None, str]:
-    """Find a URL's scheme, telling `mailto:x` (a scheme) from `host:8080/x` (a port)."""
+    """Find a URL's scheme, telling `mailto:x` (a scheme) from `host:8080/x` (a port) and
+    from `user:password@host/x` (user info, with the scheme left out)."""
     m = _SCHEME.match(text)
     if not m:
         return None, text
-    rest = text[m.end() :]
-    if rest.startswith("//") or not rest[:1].isdigit():
-        return m.group(1).lower(), text
-    return None, text
+    name, rest = m.group(1).lower(), text[m.end() :]
+    if rest.startswith("//") or name in _OPAQUE:
+        return name, text
+    if rest[:1].isdigit():
+        return None, text
+    if name not in FETCHABLE and _BARE_CREDENTIALS.match(rest):
+        return None, text
+    return name, text
 
 
 def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tuple[None, Result]:
@@ -95,17 +197,33 @@ def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tu
     url = req.url or text
     if _PORT_ZERO.match(text):  # requests drops ":0" and would fetch port 80 instead
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: port 0")
-    host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    userinfo, _, host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")
     if not host or " " in host:
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: no usable host")
+    if userinfo and not _latin1(unquote(userinfo)):  # requests sends Basic auth in Latin-1 only
+        return None, _bad(original, ErrorKind.INVALID_URL, "user name or password is not Latin-1: cannot be sent")
     return url, None
 
 
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _bad(text: str, kind: ErrorKind, message: str) -> Result:
-    return Result.failed(redact_url(text), 0, kind, message)
+    """The record of a line that cannot be fetched; `failed()` redacts its texts."""
+    scheme = split_scheme(text)[0]
+    if scheme is None and not text.startswith("//"):
+        text = redact_url("//" + text)[2:]  # `user:password@host` has its password too
+    elif scheme not in _OPAQUE:
+        text = redact_text(text)  # whatever `name:x@host` looks like user info
+    return Result.failed(text, 0, kind, message)
 
 
-def parse(lines: Iterable[bytes | str | None], source: str = "-", default_scheme: str = "https") -> Iterator[Item]:
+def parse(lines: Iterable[Line], source: str = "-", default_scheme: str = "https") -> Iterator[Item]:
     """Number lines from 1, skip blanks and `#` comments, classify the rest."""
     for number, raw in enumerate(lines, start=1):
         item = parse_line(raw, number, source, default_scheme)
@@ -113,23 +231,25 @@ def parse(lines: Iterable[bytes | str | None], source: str = "-", default_scheme
             yield item
 
 
-def parse_line(raw: bytes | str | None, number: int, source: str = "-", default_scheme: str = "https") -> Item | None:
-    """One line -> a target, a failure record, or None for blank and comment lines."""
+def parse_line(raw: Line, number: int, source: str = "-", default_scheme: str = "https") -> Item | None:
+    """One line -> a target, a failure record, or None for blank and comment lines.
+
+    A byte-order mark at the start of any line is ignored: `cat a.txt b.txt` keeps b's.
+    """
     if raw is None:
-        return Result.failed("", number, ErrorKind.INVALID_URL, f"line longer than {MAX_LINE_BYTES} bytes", source)
-    if isinstance(raw, bytes):
-        if number == 1 and raw.startswith(_BOM):
-            raw = raw[len(_BOM) :]
+        raw = BadLine("", f"line longer than {MAX_LINE_BYTES} bytes")
+    elif isinstance(raw, bytes):
+        data = raw
         try:
-            text = raw.decode("utf-8")
+            raw = data.decode("utf-8")
         except UnicodeDecodeError:
-            shown = raw.strip().decode("utf-8", "backslashreplace")
-            return Result.failed(shown, number, ErrorKind.INVALID_URL, "line is not valid UTF-8", source)
-    elif len(raw) > MAX_LINE_BYTES // 4 and len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
-        return Result.failed("", number, ErrorKind.INVALID_URL, f"line longer than {MAX_LINE_BYTES} bytes", source)
-    else:
-        text = raw.lstrip("\ufeff") if number == 1 else raw
-    text = text.strip()
+            raw = BadLine(redact_text(data.strip().decode("utf-8", "backslashreplace")), "line is not valid UTF-8")
+    elif isinstance(raw, str) and len(raw) > MAX_LINE_BYTES // 4:
+        if len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+            raw = _too_long(raw[: SHOWN_CHARS * 20])
+    if isinstance(raw, BadLine):
+        return Result.failed(raw.shown, number, ErrorKind.INVALID_URL, raw.message, source)
+    text = raw.lstrip("\ufeff").strip()
     if not text or text.startswith("#"):
         return None
     url, failure = normalise(text, default_scheme)
@@ -140,11 +260,15 @@ def parse_line(raw: bytes | str | None, number: int, source: str = "-", default_
     return Target(url, number, source)
 
 
-def open_inputs(paths: Iterable[str], stdin: BinaryIO, default_scheme: str = "https") -> Iterator[Item]:
+def open_inputs(paths: Iterable[str | UrlArgument], stdin: BinaryIO, default_scheme: str = "https") -> Iterator[Item]:
     """Chain every input in order, opening each file only when its turn comes."""
     for path in paths:
-        if path == "-":
+        if isinstance(path, UrlArgument):
+            item = parse_line(path.url, path.position, ARGS, default_scheme)
+            if item is not None:
+                yield item
+        elif path == "-":
             yield from parse(read_lines(stdin), "-", default_scheme)
-            continue
-        with open(path, "rb") as f:
-            yield from parse(read_lines(f), path, default_scheme)
+        else:
+            with open(path, "rb") as f:
+                yield from parse(read_lines(f), path, default_scheme)

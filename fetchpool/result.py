@@ -56,32 +56,70 @@ class Result:
 
     @classmethod
     def failed(cls, url: str, line: int, kind: ErrorKind, message: str, source: str = "-") -> Result:
-        """A record for a line that was never fetched (or failed before any reply)."""
-        return cls(url=url, line=line, input=source, error=kind, error_message=message)
+        """A record for a line that was never fetched (or failed before any reply).
+
+        Both texts are redacted here, whoever built them: a password never reaches a record.
+        """
+        return cls(url=redact_url(url), line=line, input=source, error=kind, error_message=redact_text(message))
 
 
 FIELDS: tuple[str, ...] = tuple(Result.__dataclass_fields__)
 
 
+# `scheme://user:password@`: the password runs to the last `@` before the path, as in urllib3.
+_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#:@]*):[^\s/?#]*@")
+# The same percent-encoded, as in `?next=https%3A%2F%2Fuser%3Apassword%40host`.
+_IN_URL_ENCODED = re.compile(
+    r"([A-Za-z][A-Za-z0-9+.-]*%3A%2F%2F(?:(?!%3A|%40)[^\s/?#&])*)%3A(?:(?!%40)[^\s/?#&])*%40", re.IGNORECASE
+)
+# `user:password@host` without a scheme, as a message may quote a netloc.
+_BARE = re.compile(r"(?<![\w+.-])([\w.~!$&'()*+,;=%-]+):[^\s/?#]*@(?=[\w\[])")
+MASK = "***"
+
+
 def redact_url(url: str) -> str:
-    """Mask the password of `scheme://user:pass@host` so it never reaches output."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return url
+    """Mask the password of `scheme://user:pass@host`, and of any URL inside it (a query).
+
+    The user name stays, so a person can still tell which account a line uses.
+    """
+    head, sep, rest = url.partition("//")
+    if not sep or (head and not head.endswith(":")):
+        return _redact_inner(url) if "@" in url or "%4" in url else url
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    userinfo, at, _host = rest[:end].rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{head}://{user}:***@{rest[len(userinfo) + 1 :]}"
+    authority, tail = rest[:end], rest[end:]
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:{MASK}@{host}"
+    if "@" in tail or "%4" in tail:
+        tail = _redact_inner(tail)
+    return head + sep + authority + tail
 
 
-_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s:@]*):[^/?#\s]*@")
+def _redact_inner(text: str) -> str:
+    return _IN_URL_ENCODED.sub(rf"\1%3A{MASK}%40", _IN_URL.sub(rf"\1:{MASK}@", text))
 
 
 def redact_text(text: str) -> str:
-    """Mask every URL password inside free text, such as an exception message."""
-    return _URL_USERINFO.sub(r"\1:***@", text)
+    """Mask every password inside free text, such as an exception message: URLs with and
+    without a scheme, plain or percent-encoded. Run it before cutting a message short."""
+    if "@" not in text and "%4" not in text:
+        return text
+    return _BARE.sub(rf"\1:{MASK}@", _redact_inner(text))
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """The first `limit` characters of already redacted text, and `…` if there was more.
+
+    A cut inside a URL's user info would leave the start of a password with no `@` left to
+    find it by: such a tail is masked too.
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    m = re.search(r"(?:^|//)[^\s/?#@:]*:([^\s/?#@]*)\Z", cut)
+    if m and m.group(1):
+        cut = cut[: m.start(1)] + MASK
+    return cut + "…"
 
 
 def one_line(text: str, limit: int = 300) -> str:

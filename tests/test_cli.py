@@ -270,3 +270,71 @@ def test_credentials_never_appear_in_records_or_messages(server) -> None:
         assert b"alice:***@" in both and b"bob:***@" in both and b"carol:***@" in both
         for secret in (b"hunter2", b"pa55word", b"letmein", b"topsecret", b"c00kie"):
             assert secret not in both, (secret, extra)
+
+
+# -- URLs given as arguments ------------------------------------------------------------------
+
+
+def test_urls_given_as_arguments_are_fetched_mixed_with_files_in_order(server, tmp_path) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text(server.url("/status/404") + "\n")
+    args = [
+        "--ordered",
+        "-c",
+        "1",
+        server.url("/ok"),
+        str(path),
+        server.url("/status/500"),
+    ]
+    result = invoke([*args, "-"], input=server.url("/ok?stdin") + "\n")
+    got = records(result.stdout.encode())
+    assert [(r["input"], r["line"], r["status"]) for r in got] == [
+        ("args", 1, 200),
+        (str(path), 1, 404),
+        ("args", 2, 500),
+        ("-", 1, 200),
+    ]
+    assert result.exit_code == ExitCode.FAILURES
+
+
+def test_an_http_argument_is_case_insensitive_and_an_existing_file_of_that_name_wins(server, tmp_path) -> None:
+    odd = tmp_path / "http:"
+    odd.mkdir()
+    (odd / "x").write_text(server.url("/status/404") + "\n")
+    result = invoke([server.url("/ok").replace("http://", "HTTP://")])
+    assert [(r["input"], r["status"]) for r in records(result.stdout.encode())] == [("args", 200)]
+    proc = run_cli("http://x", cwd=tmp_path)  # the path http:/x exists: read as a file, not fetched
+    assert [(r["input"], r["status"]) for r in records(proc.stdout)] == [("http://x", 404)]
+
+
+def test_any_other_missing_argument_is_still_a_usage_error() -> None:
+    proc = run_cli("no-such-file.txt", "ftp://127.0.0.1/x")
+    assert proc.returncode == ExitCode.USAGE
+    assert b"'no-such-file.txt' does not exist" in proc.stderr and proc.stdout == b""
+
+
+# -- an input with no URL at all -------------------------------------------------------------
+
+
+def test_no_url_at_all_warns_on_stderr_even_without_a_terminal_and_exits_0() -> None:
+    proc = run_cli(input=b"# the list was emptied\n\n")
+    assert proc.returncode == ExitCode.OK and proc.stdout == b""
+    assert proc.stderr == b"fetchpool: no URLs in input\n"
+    quiet = run_cli("-q", input=b"")
+    assert quiet.returncode == ExitCode.OK and quiet.stderr == b""
+
+
+@pytest.mark.parametrize(("spec", "code"), [("empty", 1), ("any,empty", 1), ("5xx,empty", 1), ("any", 0)])
+def test_fail_on_empty_makes_an_empty_run_exit_1(spec: str, code: int) -> None:
+    result = invoke(["--fail-on", spec], input="\n")
+    assert result.exit_code == code and "no URLs in input" in result.stderr
+
+
+def test_fail_on_empty_alone_does_not_fail_on_failed_records(server) -> None:
+    assert invoke(["--fail-on", "empty"], input=server.url("/status/500") + "\n").exit_code == ExitCode.OK
+    assert invoke(["--fail-on", "any,empty"], input=server.url("/status/500") + "\n").exit_code == ExitCode.FAILURES
+
+
+def test_an_empty_run_on_a_terminal_warns_after_the_summary() -> None:
+    result = invoke([], input="", stdout_isatty=True, stderr_isatty=True, no_color=True)
+    assert result.exit_code == ExitCode.OK and result.stderr == "fetchpool: no URLs in input\n"

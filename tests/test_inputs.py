@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fetchpool.inputs import MAX_LINE_BYTES, Target, open_inputs, parse, read_lines
+from fetchpool.inputs import MAX_LINE_BYTES, SHOWN_CHARS, Target, UrlArgument, open_inputs, parse, read_lines
 from fetchpool.result import ErrorKind, Result
 
 
@@ -26,9 +27,10 @@ def test_crlf_surrounding_whitespace_and_bom_are_ignored() -> None:
     assert got == [Target("http://a.test/x", 1), Target("http://b.test/", 2)]
 
 
-def test_bom_only_stripped_on_first_line() -> None:
-    got = items(b"http://a.test/\n\xef\xbb\xbfhttp://b.test/\n")
-    assert isinstance(got[1], Result) and got[1].line == 2
+def test_a_bom_at_the_start_of_any_line_is_skipped() -> None:
+    """Files joined with `cat` keep each file's byte-order mark at the start of its first line."""
+    got = items(b"http://a.test/\n\xef\xbb\xbfhttp://b.test/\n\xef\xbb\xbf\n\xef\xbb\xbf# c\n")
+    assert got == [Target("http://a.test/", 1), Target("http://b.test/", 2)]
 
 
 def test_non_utf8_bytes_become_invalid_url_and_the_run_goes_on() -> None:
@@ -149,3 +151,98 @@ def test_the_quick_path_agrees_with_requests(text: str) -> None:
     request = PreparedRequest()
     request.prepare_url(text, None)  # must not raise for a line the quick path accepts
     assert failure is None and url == request.url
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_utf16_and_utf32_files_are_read_by_their_bom(encoding: str) -> None:
+    """What Windows Notepad saves as "Unicode": a BOM, then UTF-16 LE, CRLF line ends."""
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}
+    bom |= {"utf-32-le": codecs.BOM_UTF32_LE, "utf-32-be": codecs.BOM_UTF32_BE}
+    text = "http://a.test/x\r\n# comment\r\n\r\nbücher.test/ü\r\nhttp://c.test/"
+    got = items(bom.get(encoding, b"") + text.encode(encoding))
+    assert got == [
+        Target("http://a.test/x", 1),
+        Target("https://xn--bcher-kva.test/%C3%BC", 4),
+        Target("http://c.test/", 5),
+    ]
+
+
+def test_invalid_utf16_is_an_invalid_line_and_the_run_goes_on() -> None:
+    data = (
+        codecs.BOM_UTF16_LE
+        + "http://a.test/\n".encode("utf-16-le")
+        + b"\x00\xd8a\x00\n\x00"
+        + "b.test\n".encode("utf-16-le")
+    )
+    got = items(data)
+    assert got[0] == Target("http://a.test/", 1) and got[2] == Target("https://b.test/", 3)
+    assert isinstance(got[1], Result) and got[1].error_message == "line is not valid UTF-16"
+
+
+def test_a_utf16_file_is_decoded_as_it_streams_with_lines_still_bounded() -> None:
+    class Counting(io.BytesIO):
+        biggest = 0
+
+        def read1(self, size: int = -1) -> bytes:
+            assert size > 0  # never "the rest of the file"
+            data = super().read1(size)
+            Counting.biggest = max(Counting.biggest, len(data))
+            return data
+
+    body = "http://a.test/\n" + "x" * (MAX_LINE_BYTES * 3) + "\nhttp://b.test/\n"
+    got = list(parse(read_lines(Counting(body.encode("utf-16")))))
+    assert Counting.biggest <= 64 * 1024
+    assert [getattr(x, "line", None) for x in got] == [1, 2, 3] and got[2] == Target("http://b.test/", 3)
+    assert isinstance(got[1], Result) and got[1].url == "x" * SHOWN_CHARS + "…"
+
+
+def test_a_huge_line_keeps_the_start_of_its_text() -> None:
+    (got,) = items(b"http://a.test/" + b"y" * (MAX_LINE_BYTES * 2))
+    assert isinstance(got, Result) and got.error is ErrorKind.INVALID_URL
+    assert got.url == ("http://a.test/" + "y" * MAX_LINE_BYTES)[:SHOWN_CHARS] + "…"
+    assert got.error_message == f"line longer than {MAX_LINE_BYTES} bytes"
+
+
+def test_a_typed_line_is_not_held_back_waiting_for_a_bom() -> None:
+    """Sniffing the BOM reads one byte at a time, and stops at the first that cannot begin one."""
+
+    class OneLineThenBlock(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            assert size == 1, "sniffing must not ask for more than it needs"
+            return super().read(size)
+
+    lines = read_lines(OneLineThenBlock(b"http://a.test/\n"))
+    assert next(lines) == b"http://a.test/\n"
+
+
+def test_url_arguments_mix_with_files_in_order(tmp_path) -> None:
+    a = tmp_path / "a.txt"
+    a.write_bytes(b"http://a.test/1\n")
+    got = list(open_inputs([UrlArgument("http://x.test/", 1), str(a), UrlArgument("nope", 2)], io.BytesIO()))
+    assert [(x.input, x.line) for x in got] == [("args", 1), (str(a), 1), ("args", 2)]
+    assert got[0] == Target("http://x.test/", 1, "args")
+
+
+@given(
+    st.builds(
+        lambda scheme, user, host, rest: scheme + user + host + rest,
+        st.sampled_from(["http://", "https://", "HTTP://", ""]),
+        st.from_regex(r"\A([a-z0-9:%@!$&'()*+,;=.~-]{0,12}@)?\Z", fullmatch=True),
+        st.from_regex(r"\A[a-z0-9.-]{1,12}(:[0-9]{1,6})?\Z", fullmatch=True),
+        st.from_regex(r"\A(/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]{0,20})?\Z", fullmatch=True),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_quick_path_and_requests_agree_on_user_info(text: str) -> None:
+    """Lines with user info never take the quick path, and the scheme-less ones get a scheme."""
+    from requests.models import PreparedRequest
+
+    from fetchpool.inputs import _PLAIN, normalise
+
+    url, failure = normalise(text, "http")
+    if "@" in text.split("/", 3)[2 if "://" in text else 0]:
+        assert not _PLAIN.match(text)
+    if failure is None and url is not None:
+        request = PreparedRequest()
+        request.prepare_url(text if "://" in text else "http://" + text, None)
+        assert url == request.url

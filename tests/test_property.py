@@ -26,8 +26,11 @@ NEVER = {ErrorKind.INTERNAL}
 
 
 def counts(raw: bytes, first: bool) -> bool:
-    """The README's rule: blank lines and `#` comments are skipped; every other line is a record."""
-    if first and raw.startswith(BOM):
+    """The README's rule: blank lines and `#` comments are skipped; every other line is a record.
+
+    A byte-order mark at the start of a line is ignored, on any line (files joined with `cat`).
+    """
+    while raw.startswith(BOM):
         raw = raw[len(BOM) :]
     try:
         text = raw.decode("utf-8")

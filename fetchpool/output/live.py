@@ -92,7 +92,7 @@ class LiveWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def count_total(self, paths: Iterable[str]) -> threading.Thread:
+    def count_total(self, paths: Iterable[object]) -> threading.Thread:
         """Set `total` from `count_lines(paths)` on a daemon thread, so fetching starts at once.
 
         Counting is far faster than fetching (about 0.2 s per million lines), so the bar
@@ -301,7 +301,7 @@ def clock(seconds: float, fine: bool = False) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def count_lines(paths: Iterable[str], chunk_size: int = 1 << 20) -> int | None:
+def count_lines(paths: Iterable[object], chunk_size: int = 1 << 20) -> int | None:
     """URL lines (not blank, not `#` comments) in the FILEs: the progress bar's total.
 
     Reads binary chunks and carries at most one byte of an unfinished line, so memory is
@@ -313,6 +313,9 @@ def count_lines(paths: Iterable[str], chunk_size: int = 1 << 20) -> int | None:
     for path in paths:
         if path == "-":
             return None
+        if not isinstance(path, str):  # a URL given as an argument
+            total += 1
+            continue
         try:
             total += _count_file(path, max(chunk_size, 4))
         except OSError:

@@ -170,21 +170,29 @@ class FailPolicy:
     """Which records make the exit status 1 (`--fail-on any|none|5xx,dns,timeout`).
 
     `any` (the default): any record not ok. `none`: never. A list: any record whose
-    status or error kind is in it, whether or not `--accept` called it ok.
+    status or error kind is in it, whether or not `--accept` called it ok. The word
+    `empty`, alone or in a list (`any,empty`), also fails a run that read no URL at all.
     """
 
     mode: str = "any"
     outcomes: Outcomes | None = None
+    empty: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> FailPolicy:
-        word = spec.strip().lower()
-        if word in ("any", "none"):
-            return cls(word)
+        words = [w.strip().lower() for w in spec.split(",") if w.strip()]
+        empty = EMPTY in words
+        rest = [w for w in words if w != EMPTY]
+        if empty and not rest:
+            return cls("none", empty=True)
+        if len(rest) == 1 and rest[0] in ("any", "none"):
+            return cls(rest[0], empty=empty)
+        if "any" in rest or "none" in rest:
+            raise SpecError(f"{spec!r}: 'any' and 'none' are words of their own (only 'empty' goes with them)")
         try:
-            return cls("list", Outcomes.parse(spec))
+            return cls("list", Outcomes.parse(",".join(rest)), empty)
         except SpecError as exc:
-            raise SpecError(f"{exc} (or 'any', 'none')") from None
+            raise SpecError(f"{exc} (or 'any', 'none', 'empty')") from None
 
     def fails(self, result: Result) -> bool:
         if self.mode == "any":
@@ -192,3 +200,6 @@ class FailPolicy:
         if self.mode == "none" or self.outcomes is None:
             return False
         return self.outcomes.matches(result)
+
+
+EMPTY = "empty"
