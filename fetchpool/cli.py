@@ -5,6 +5,7 @@ Everything here is translation at the edge; fetching lives in the library module
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any
@@ -14,7 +15,15 @@ import click
 from . import __version__
 from .app import Environment, ExitCode, OutputPlan
 from .limits import parse_rate
-from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
+from .options import (
+    DEFAULT_USER_AGENT,
+    MAX_BYTES,
+    MAX_CONCURRENCY,
+    Options,
+    OptionsError,
+    parse_header,
+    parse_retry_on,
+)
 from .result import FIELDS
 
 
@@ -45,9 +54,9 @@ class ByteSize(click.ParamType):
         try:
             number = float(digits)
         except ValueError:
-            number = -1
-        if number < 0 or unit not in self._UNITS:
-            self.fail(f"{value!r} is not a size like 1048576, 512k or 10M", param, ctx)
+            number = math.nan
+        if not 0 <= number <= MAX_BYTES or unit not in self._UNITS or number * self._UNITS[unit] > MAX_BYTES:
+            self.fail(f"{value!r} is not a size like 1048576, 512k or 10M (at most 1 PiB)", param, ctx)
         return int(number * self._UNITS[unit])
 
 
@@ -311,6 +320,7 @@ def _plan(flags: dict[str, Any]) -> OutputPlan:
 
 
 def _options(flags: dict[str, Any]) -> Options:
+    """Flags -> Options; a value Options refuses is a usage error naming its flag."""
     try:
         headers = tuple(parse_header(h) for h in flags.pop("headers"))
         return Options(
@@ -335,7 +345,11 @@ def _options(flags: dict[str, Any]) -> Options:
             rate_per_host=flags["rate_per_host"],
         )
     except OptionsError as exc:
-        raise click.UsageError(str(exc)) from None
+        ctx = click.get_current_context()
+        param = next((p for p in ctx.command.params if p.name == exc.field), None)
+        if param is None:
+            raise click.UsageError(str(exc)) from None
+        raise click.BadParameter(exc.reason, ctx, param) from None
 
 
 def run_cli() -> None:
