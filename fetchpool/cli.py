@@ -19,6 +19,8 @@ from .options import (
     DEFAULT_USER_AGENT,
     MAX_BYTES,
     MAX_CONCURRENCY,
+    MAX_RETRIES,
+    MAX_SECONDS,
     Options,
     OptionsError,
     parse_header,
@@ -89,20 +91,27 @@ class ByteSize(click.ParamType):
 @click.option("--ordered", is_flag=True, help="Write records in input order (default: as they complete).")
 @click.option("-X", "--method", default="GET", show_default=True, help="HTTP method, e.g. HEAD.")
 @click.option(
-    "-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header; repeatable."
+    "-H",
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Extra request header; repeatable, each sent. 'NAME:' removes a default header, 'NAME;' sends it empty.",
 )
-@click.option("-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header.")
+@click.option(
+    "-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header; '' sends none."
+)
 @click.option(
     "-t",
     "--timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
     default=10.0,
     show_default=True,
     help="Total deadline in seconds for one URL: connect, headers, redirects and body.",
 )
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
     default=5.0,
     show_default=True,
     help="Deadline in seconds to open a connection.",
@@ -125,14 +134,14 @@ class ByteSize(click.ParamType):
 )
 @click.option(
     "--retries",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_RETRIES),
     default=2,
     show_default=True,
     help="Retries after a retryable failure (see --retry-on).",
 )
 @click.option(
     "--backoff",
-    type=click.FloatRange(0),
+    type=click.FloatRange(0, MAX_SECONDS),
     default=0.5,
     show_default=True,
     help="Base of the exponential backoff between retries, in seconds (with jitter).",
@@ -146,7 +155,7 @@ class ByteSize(click.ParamType):
 )
 @click.option(
     "--max-retry-wait",
-    type=click.FloatRange(0),
+    type=click.FloatRange(0, MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="Longest wait for a retry; a longer Retry-After gives up and reports the status.",

@@ -45,6 +45,10 @@ def test_a_name_and_a_colon_removes_a_header_sent_by_default(server) -> None:
     assert values(removed, "Host") == values(default, "Host")
 
 
+def test_host_can_be_removed_too(server) -> None:
+    assert values(sent(server, "-H", "Host:"), "Host") == []
+
+
 def test_a_name_and_a_semicolon_sends_an_empty_header(server) -> None:
     assert values(sent(server, "-H", "X-Empty;"), "X-Empty") == [""]
 
