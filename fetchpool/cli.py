@@ -62,6 +62,16 @@ class ByteSize(click.ParamType):
         return int(number * self._UNITS[unit])
 
 
+class Seconds(click.FloatRange):
+    """A duration: `nan` and `inf` are named for what they are, before the range is checked."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"must be a finite number of seconds, got {value!r}", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument(
     "files", nargs=-1, metavar="[FILE]...", type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
@@ -104,14 +114,14 @@ class ByteSize(click.ParamType):
 @click.option(
     "-t",
     "--timeout",
-    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
+    type=Seconds(0, MAX_SECONDS, min_open=True),
     default=10.0,
     show_default=True,
     help="Total deadline in seconds for one URL: connect, headers, redirects and body.",
 )
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
+    type=Seconds(0, MAX_SECONDS, min_open=True),
     default=5.0,
     show_default=True,
     help="Deadline in seconds to open a connection.",
@@ -141,7 +151,7 @@ class ByteSize(click.ParamType):
 )
 @click.option(
     "--backoff",
-    type=click.FloatRange(0, MAX_SECONDS),
+    type=Seconds(0, MAX_SECONDS),
     default=0.5,
     show_default=True,
     help="Base of the exponential backoff between retries, in seconds (with jitter).",
@@ -155,7 +165,7 @@ class ByteSize(click.ParamType):
 )
 @click.option(
     "--max-retry-wait",
-    type=click.FloatRange(0, MAX_SECONDS),
+    type=Seconds(0, MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="Longest wait for a retry; a longer Retry-After gives up and reports the status.",

@@ -34,6 +34,7 @@ REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 POOL_CACHE = 32  # origins remembered per worker; below the PoolManager's 64, so rarely evicted
 PROXY_CACHE = 4096
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
+BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))  # no Content-Length: 0 for these
 
 
 class _Adapter(HTTPAdapter):
@@ -271,18 +272,19 @@ def _prepare(method: str, url: str, headers: HTTPHeaderDict, normalised: bool = 
     request = PreparedRequest()
     if normalised:
         request.method, request.url, request.body = method, url, None
+        with_auth = "@" in _origin(url)
+        if method in BODYLESS and not with_auth:  # the usual case: our headers, shared and read-only below
+            request.headers = headers  # type: ignore[assignment]  # urllib3 takes any mapping; this keeps repeats
+            return request
         request.headers = CaseInsensitiveDict()
-        if method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        if method not in BODYLESS:
             request.headers["Content-Length"] = "0"
-        if "@" in _origin(url):
+        if with_auth:
             request.prepare_auth(None, url)  # user:password in the URL becomes Basic auth
     else:
         request.prepare(method=method, url=url)
-    sent = headers  # shared, read-only below urllib3: copied only before a change
-    if request.headers:
-        sent = headers.copy()
-        sent.update(request.headers)  # type: ignore[arg-type]  # requests adds str values only
-    request.headers = sent  # type: ignore[assignment]  # urllib3 takes any mapping; this one keeps repeats
+    added, request.headers = request.headers, headers.copy()  # type: ignore[assignment]
+    request.headers.update(added)
     return request
 
 
