@@ -70,7 +70,7 @@ def parse_header(text: str) -> tuple[str, str | None]:
     if not sep:
         name, semi, rest = text.partition(";")
         if not semi or rest.strip(" \t"):
-            raise OptionsError(f"must look like 'Name: value', 'Name:' or 'Name;', got {text!r}", "headers")
+            raise OptionsError("must look like 'Name: value', 'Name:' or 'Name;'", "headers")  # may hold a secret
         return name.strip(" \t"), ""
     return name.strip(" \t"), value.strip(" \t") or None
 
@@ -79,10 +79,14 @@ def check_header(name: object, value: object, field: str = "headers") -> None:
     """Refuse a header HTTP cannot carry: a name that is not a token, a control character.
 
     Values are sent as UTF-8 bytes, as curl sends what was typed; a text argument that
-    was not UTF-8 (surrogate escapes) goes out as the bytes it came from.
+    was not UTF-8 (surrogate escapes) goes out as the bytes it came from. Messages name
+    the character at fault, never the text: a mistyped header may hold a token.
     """
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-        raise OptionsError(f"{name!r} is not a header name (letters, digits and {TCHARS})", field)
+    if not isinstance(name, str) or not name:
+        raise OptionsError("a header needs a name before its colon", field)
+    if not _TOKEN.fullmatch(name):
+        bad = next(c for c in name if not _TOKEN.fullmatch(c))
+        raise OptionsError(f"a header name cannot hold {bad!r} (only letters, digits and {TCHARS})", field)
     if value is None:
         return
     if not isinstance(value, str):
