@@ -6,6 +6,7 @@ Everything here is translation at the edge; fetching lives in the library module
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 import sys
@@ -16,7 +17,17 @@ import click
 from . import __version__
 from .app import Environment, ExitCode, OutputPlan
 from .limits import parse_rate
-from .options import DEFAULT_USER_AGENT, MAX_CONCURRENCY, Options, OptionsError, parse_header, parse_retry_on
+from .options import (
+    DEFAULT_USER_AGENT,
+    MAX_BYTES,
+    MAX_CONCURRENCY,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    Options,
+    OptionsError,
+    parse_header,
+    parse_retry_on,
+)
 from .result import FIELDS, redact_text, redact_url
 
 if TYPE_CHECKING:
@@ -50,9 +61,9 @@ class ByteSize(click.ParamType):
         try:
             number = float(digits)
         except ValueError:
-            number = -1
-        if number < 0 or unit not in self._UNITS:
-            self.fail(f"{value!r} is not a size like 1048576, 512k or 10M", param, ctx)
+            number = math.nan
+        if not 0 <= number <= MAX_BYTES or unit not in self._UNITS or number * self._UNITS[unit] > MAX_BYTES:
+            self.fail(f"{value!r} is not a size like 1048576, 512k or 10M (at most 1 PiB)", param, ctx)
         return int(number * self._UNITS[unit])
 
 
@@ -75,6 +86,16 @@ class FileOrUrl(click.ParamType):
             return self._path.convert(value, param, ctx)
         except click.BadParameter as exc:  # its message quotes the argument, password and all
             raise click.BadParameter(redact_text(redact_url(exc.message)), ctx, param) from None
+
+
+class Seconds(click.FloatRange):
+    """A duration: `nan` and `inf` are named for what they are, before the range is checked."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"must be a finite number of seconds, got {value!r}", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -104,20 +125,27 @@ class FileOrUrl(click.ParamType):
 @click.option("--ordered", is_flag=True, help="Write records in input order (default: as they complete).")
 @click.option("-X", "--method", default="GET", show_default=True, help="HTTP method, e.g. HEAD.")
 @click.option(
-    "-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header; repeatable."
+    "-H",
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Extra request header; repeatable, each sent. 'NAME:' removes a default header, 'NAME;' sends it empty.",
 )
-@click.option("-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header.")
+@click.option(
+    "-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header; '' sends none."
+)
 @click.option(
     "-t",
     "--timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=Seconds(0, MAX_SECONDS, min_open=True),
     default=10.0,
     show_default=True,
     help="Total deadline in seconds for one URL: connect, headers, redirects and body.",
 )
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=Seconds(0, MAX_SECONDS, min_open=True),
     default=5.0,
     show_default=True,
     help="Deadline in seconds to open a connection.",
@@ -140,14 +168,14 @@ class FileOrUrl(click.ParamType):
 )
 @click.option(
     "--retries",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_RETRIES),
     default=2,
     show_default=True,
     help="Retries after a retryable failure (see --retry-on).",
 )
 @click.option(
     "--backoff",
-    type=click.FloatRange(0),
+    type=Seconds(0, MAX_SECONDS),
     default=0.5,
     show_default=True,
     help="Base of the exponential backoff between retries, in seconds (with jitter).",
@@ -161,7 +189,7 @@ class FileOrUrl(click.ParamType):
 )
 @click.option(
     "--max-retry-wait",
-    type=click.FloatRange(0),
+    type=Seconds(0, MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="Longest wait for a retry; a longer Retry-After gives up and reports the status.",
@@ -426,6 +454,7 @@ def _plan(flags: dict[str, Any], env: Environment) -> OutputPlan:
 
 
 def _options(flags: dict[str, Any]) -> Options:
+    """Flags -> Options; a value Options refuses is a usage error naming its flag."""
     try:
         headers = tuple(parse_header(h) for h in flags.pop("headers"))
         return Options(
@@ -450,7 +479,11 @@ def _options(flags: dict[str, Any]) -> Options:
             rate_per_host=flags["rate_per_host"],
         )
     except OptionsError as exc:
-        raise click.UsageError(str(exc)) from None
+        ctx = click.get_current_context()
+        param = next((p for p in ctx.command.params if p.name == exc.field), None)
+        if param is None:
+            raise click.UsageError(str(exc)) from None
+        raise click.BadParameter(exc.reason, ctx, param) from None
 
 
 def run_cli() -> None:

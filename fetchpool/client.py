@@ -18,6 +18,8 @@ from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
+from urllib3 import HTTPHeaderDict
+from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
 from .deadline import POOL_CLASSES, WATCHDOG, Guard
 from .errors import FetchError, classify
@@ -32,6 +34,7 @@ REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
 POOL_CACHE = 32  # origins remembered per worker; below the PoolManager's 64, so rarely evicted
 PROXY_CACHE = 4096
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
+BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))  # no Content-Length: 0 for these
 
 
 class _Adapter(HTTPAdapter):
@@ -89,6 +92,36 @@ def _origin(url: str) -> str:
     return url if end < 0 else url[:end]
 
 
+def request_headers(options: Options) -> HTTPHeaderDict:
+    """The header block every request starts from, with `-H` read as curl reads it.
+
+    Repeated names are all sent, one line each (urllib3 puts each value of an
+    `HTTPHeaderDict` separately). A name given with no value removes what would be sent
+    without it: fetchpool's User-Agent and Accept, or urllib3's own (User-Agent, Host,
+    Accept-Encoding: urllib3 adds those unless told to skip them). `-A ''` sends no
+    User-Agent, as in curl. Values go out as UTF-8, as curl sends what was typed.
+    """
+    given = {name.lower() for name, value in options.headers if value is not None}
+    removed = {name.lower() for name, value in options.headers if value is None} - given
+    headers = HTTPHeaderDict()
+    for default, text in (("User-Agent", options.user_agent), ("Accept", "*/*")):
+        if default.lower() not in given | removed and text:
+            headers.add(default, _wire(text))
+    if not options.user_agent and "user-agent" not in given:
+        removed.add("user-agent")
+    for skipped in sorted(removed & SKIPPABLE_HEADERS):
+        headers.add(skipped.title(), SKIP_HEADER)
+    for name, value in options.headers:
+        if value is not None:
+            headers.add(name, _wire(value))
+    return headers
+
+
+def _wire(value: str) -> str:
+    """A value whose Latin-1 encoding, what http.client sends, is the UTF-8 of `value`."""
+    return value if value.isascii() else value.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
 class Client:
     """What one worker thread keeps between URLs: its connections and resolved settings.
 
@@ -101,10 +134,9 @@ class Client:
         self.adapter = _Adapter(pool_connections=64, pool_maxsize=2, max_retries=0)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self.verify: bool | str = (ca_bundle or True) if options.verify else False
-        self.headers = CaseInsensitiveDict({"User-Agent": options.user_agent, "Accept": "*/*"})
-        self.headers.update(dict(options.headers))
+        self.headers = request_headers(options)
         self._proxies: dict[str, dict[str, str]] = {}
-        self._secrets = [v for k, v in options.headers if k.lower() in SECRET_HEADERS and len(v) >= 4]
+        self._secrets = [v for k, v in options.headers if k.lower() in SECRET_HEADERS and v and len(v) >= 4]
 
     def redact(self, text: str) -> str:
         """Take credentials out of a message: URL passwords and secret header values."""
@@ -211,9 +243,7 @@ def _check_hop(target: str, done: int, limit: int, guard: Guard) -> None:
         raise FetchError(ErrorKind.TIMEOUT, "total deadline reached while following a redirect")
 
 
-def _send(
-    method: str, url: str, headers: CaseInsensitiveDict, client: Client, guard: Guard, normalised: bool
-) -> Response:
+def _send(method: str, url: str, headers: HTTPHeaderDict, client: Client, guard: Guard, normalised: bool) -> Response:
     parts = urlsplit(url)
     if parts.scheme.lower() not in FETCHABLE:
         raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"scheme '{parts.scheme}:' is not fetched (only http and https)")
@@ -222,9 +252,7 @@ def _send(
     host = (parts.hostname or "").rstrip(".").lower()
     if host == "invalid" or host.endswith(".invalid"):
         raise FetchError(ErrorKind.DNS, f"{host}: the .invalid top-level domain never resolves (RFC 6761)")
-    request = _prepare(method, url, headers) if normalised else PreparedRequest()
-    if not normalised:  # a Location header: let requests quote and encode it
-        request.prepare(method=method, url=url, headers=headers)
+    request = _prepare(method, url, headers, normalised)
     remaining = max(guard.remaining(), 0.001)
     timeout = (min(client.options.connect_timeout, remaining), remaining)
     return client.adapter.send(
@@ -232,34 +260,48 @@ def _send(
     )
 
 
-def _prepare(method: str, url: str, headers: CaseInsensitiveDict) -> PreparedRequest:
+def _prepare(method: str, url: str, headers: HTTPHeaderDict, normalised: bool = True) -> PreparedRequest:
     """A PreparedRequest for a URL `inputs` already normalised, without re-parsing it.
 
     `PreparedRequest.prepare` re-parses the URL and builds a cookie header per call: a
     third of the CPU a fetch costs. Without a body, the rest of it comes down to this.
+    A Location header is not normalised: requests quotes and encodes it. Either way the
+    headers requests adds (Content-Length, Basic auth) go on top of ours, kept apart
+    because requests' own header handling keeps one value per name.
     """
     request = PreparedRequest()
-    request.method, request.url, request.body = method, url, None
-    request.headers = headers  # shared, read-only below urllib3: copied only before a change
-    if method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
-        request.headers = headers.copy()
-        request.headers["Content-Length"] = "0"
-    if "@" in _origin(url):
-        request.headers = request.headers.copy()
-        request.prepare_auth(None, url)  # user:password in the URL becomes Basic auth
+    if normalised:
+        request.method, request.url, request.body = method, url, None
+        with_auth = "@" in _origin(url)
+        if method in BODYLESS and not with_auth:  # the usual case: our headers, shared and read-only below
+            request.headers = headers  # type: ignore[assignment]  # urllib3 takes any mapping; this keeps repeats
+            return request
+        request.headers = CaseInsensitiveDict()
+        if method not in BODYLESS:
+            request.headers["Content-Length"] = "0"
+        if with_auth:
+            request.prepare_auth(None, url)  # user:password in the URL becomes Basic auth
+    else:
+        request.prepare(method=method, url=url)
+    added, request.headers = request.headers, headers.copy()  # type: ignore[assignment]
+    request.headers.update(added)
     return request
 
 
 def _rebuild(
-    response: Response, method: str, url: str, target: str, headers: CaseInsensitiveDict
-) -> tuple[str, CaseInsensitiveDict]:
+    response: Response, method: str, url: str, target: str, headers: HTTPHeaderDict
+) -> tuple[str, HTTPHeaderDict]:
     """Method and headers for the next hop, as browsers and curl do it."""
     code = response.status_code
     if (code == 303 and method != "HEAD") or (code in (301, 302) and method == "POST"):
         method = "GET"
     old, new = urlsplit(url), urlsplit(target)
     if (old.hostname, old.port, old.scheme) != (new.hostname, new.port, new.scheme):
-        headers = CaseInsensitiveDict({k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS})
+        kept = HTTPHeaderDict()
+        for name, value in headers.items():  # every value of a repeated name
+            if name.lower() not in SECRET_HEADERS:
+                kept.add(name, value)
+        headers = kept
     return method, headers
 
 

@@ -23,7 +23,7 @@ def parse_rate(text: str) -> float:
     """`'20'`, `'20/s'`, `'100/m'`, `'3600/h'` -> requests per second."""
     m = _RATE.match(text)
     if not m or float(m.group(1)) <= 0:
-        raise OptionsError(f"rate must look like 20, 20/s, 100/m or 3600/h; got {text!r}")
+        raise OptionsError(f"must look like 20, 20/s, 100/m or 3600/h; got {text!r}", "rate")
     return float(m.group(1)) / _PER[(m.group(2) or "s").lower()]
 
 

@@ -6,6 +6,8 @@ The CLI turns flags into one `Options` at its boundary; the core never sees Clic
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import __version__
@@ -15,6 +17,26 @@ MAX_CONCURRENCY = 1024
 LIMITED_WINDOW = 2048
 DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read", "protocol"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "tls"})
+# One day: longer than any wait worth asking for, and far inside what sockets, locks and
+# time_t accept (a socket timeout of 1e10 s is an OverflowError on Linux).
+MAX_SECONDS = 86400.0
+MAX_RETRIES = 100  # the backoff doubles per attempt: 2**1024 no longer fits in a float
+MAX_BYTES = 2**50  # 1 PiB; still an exact number for any JSON reader
+TCHARS = "!#$%&'*+-.^_`|~"
+_TOKEN = re.compile(r"[A-Za-z0-9" + re.escape(TCHARS) + r"]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is the one control a field value may hold
+
+
+class OptionsError(ValueError):
+    """A setting that cannot work; the CLI reports it as a usage error naming the flag.
+
+    `field` is the `Options` field at fault (None when no one field is), `reason` the
+    message without it.
+    """
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.reason, self.field = reason, field
 
 
 def parse_retry_on(text: str) -> frozenset[str]:
@@ -23,27 +45,90 @@ def parse_retry_on(text: str) -> frozenset[str]:
     for part in (p.strip().lower() for p in text.split(",") if p.strip()):
         if len(part) == 3 and part[0] in "12345" and part[1:] == "xx":  # a class: 5xx
             items.update(str(code) for code in range(int(part[0]) * 100, int(part[0]) * 100 + 100))
-        elif (part.isdigit() and 100 <= int(part) <= 599) or part in RETRYABLE_KINDS:
+        elif _retry_item(part):
             items.add(part)
         else:
             kinds = ", ".join(sorted(RETRYABLE_KINDS))
-            raise OptionsError(f"--retry-on takes status codes, classes (5xx) and {kinds}; got {part!r}")
+            raise OptionsError(f"takes status codes, classes (5xx) and {kinds}; got {part!r}", "retry_on")
     return frozenset(items)
 
 
-class OptionsError(ValueError):
-    """A setting that cannot work; the CLI reports it as a usage error."""
+def _retry_item(item: object) -> bool:
+    if not isinstance(item, str):
+        return False
+    return (item.isascii() and item.isdigit() and 100 <= int(item) <= 599) or item in RETRYABLE_KINDS
 
 
-def parse_header(text: str) -> tuple[str, str]:
-    """`'Name: value'` -> `('Name', 'value')`, refusing what HTTP cannot carry."""
+def parse_header(text: str) -> tuple[str, str | None]:
+    """One `-H` as curl reads it -> `(name, value)`; the value None removes the header.
+
+    `Name: value` sends it; `Name:` (nothing after the colon) removes a header fetchpool
+    would send by itself (User-Agent, Accept, ...); `Name;` sends it with an empty value.
+    Whether the name and value can be sent is checked by `Options`.
+    """
     name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not name or any(c in name for c in " \t\r\n"):
-        raise OptionsError(f"header must look like 'Name: value', got {text!r}")
-    if "\r" in value or "\n" in value:
-        raise OptionsError(f"header value may not contain a line break: {name}")
-    return name, value
+    if not sep:
+        name, semi, rest = text.partition(";")
+        if not semi or rest.strip(" \t"):
+            raise OptionsError("must look like 'Name: value', 'Name:' or 'Name;'", "headers")  # may hold a secret
+        return name.strip(" \t"), ""
+    return name.strip(" \t"), value.strip(" \t") or None
+
+
+def check_header(name: object, value: object, field: str = "headers") -> None:
+    """Refuse a header HTTP cannot carry: a name that is not a token, a control character.
+
+    Values are sent as UTF-8 bytes, as curl sends what was typed; a text argument that
+    was not UTF-8 (surrogate escapes) goes out as the bytes it came from. Messages name
+    the character at fault, never the text: a mistyped header may hold a token.
+    """
+    if not isinstance(name, str) or not name:
+        raise OptionsError("a header needs a name before its colon", field)
+    if not _TOKEN.fullmatch(name):
+        bad = next(c for c in name if not _TOKEN.fullmatch(c))
+        raise OptionsError(f"a header name cannot hold {bad!r} (only letters, digits and {TCHARS})", field)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise OptionsError(f"the value of {name} must be text", field)
+    check_text(value, field, f"the value of {name}")
+
+
+def check_text(value: str, field: str, what: str) -> None:
+    """A header value must be text without control characters that UTF-8 can carry."""
+    bad = _CONTROL.search(value)
+    if bad:
+        raise OptionsError(
+            f"{what} holds a control character (U+{ord(bad.group()):04X}), which HTTP cannot send", field
+        )
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise OptionsError(f"{what} is not valid Unicode text (a lone surrogate)", field) from None
+
+
+def _number(
+    field: str, value: object, low: float, high: float, integer: bool = False, unit: str = "", above: bool = False
+) -> None:
+    """One numeric setting: the right type, finite, within `low..high` (`low` itself excluded if `above`)."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise OptionsError(f"must be {'a whole number' if integer else 'a number'}, got {value!r}", field)
+    if isinstance(value, float) and not math.isfinite(value):  # math.isfinite(10**400) would overflow
+        raise OptionsError(f"must be a finite number, got {value!r}", field)
+    if value < low or (above and value == low) or value > high:
+        bounds = f"{'above' if above else 'at least'} {low:g} and at most {high:g}{' ' + unit if unit else ''}"
+        raise OptionsError(f"must be {bounds}, got {value!r}", field)
+
+
+def _pairs(headers: object) -> tuple[tuple[str, str | None], ...]:
+    """`Options.headers` as a tuple of pairs; a mapping is taken as its items."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise OptionsError("must be (name, value) pairs", "headers")
+    pairs = tuple(items)
+    if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise OptionsError("must be (name, value) pairs", "headers")
+    return tuple((name, value) for name, value in pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +137,7 @@ class Options:
 
     concurrency: int = 16
     method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str | None], ...] = ()  # in order; a None value removes that header
     user_agent: str = DEFAULT_USER_AGENT
     timeout: float = 10.0
     connect_timeout: float = 5.0
@@ -72,31 +157,46 @@ class Options:
     read_ahead: int = field(default=0)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise OptionsError(f"concurrency must be 1..{MAX_CONCURRENCY}")
-        numbers = (self.timeout, self.connect_timeout, self.backoff, self.max_retry_wait, self.rate or 1.0)
-        if not all(math.isfinite(x) for x in numbers):
-            raise OptionsError("timeouts, --backoff, --max-retry-wait and --rate must be finite numbers")
-        if self.timeout <= 0 or self.connect_timeout <= 0:
-            raise OptionsError("timeouts must be positive")
-        if self.max_redirects < 0 or self.max_bytes < 0:
-            raise OptionsError("--max-redirects and --max-bytes cannot be negative")
-        if self.retries < 0 or self.backoff < 0 or self.max_retry_wait < 0:
-            raise OptionsError("--retries, --backoff and --max-retry-wait cannot be negative")
-        if self.per_host is not None and self.per_host < 1:
-            raise OptionsError("--per-host must be at least 1")
-        if self.rate is not None and self.rate <= 0:
-            raise OptionsError("--rate must be positive")
+        """Check every setting once, so nothing a user typed can fail later, URL by URL."""
+        self._check_numbers()
+        self._check_request()
         if self.rate_per_host and self.rate is None:
-            raise OptionsError("--rate-per-host needs --rate")
+            raise OptionsError("needs a rate", "rate_per_host")
         if self.default_scheme not in ("http", "https"):
-            raise OptionsError("default scheme must be http or https")
-        method = self.method.upper()
-        if not method.isalpha():
-            raise OptionsError(f"not an HTTP method: {self.method!r}")
-        object.__setattr__(self, "method", method)
+            raise OptionsError("must be http or https", "default_scheme")
+        if not isinstance(self.retry_on, (set, frozenset)) or not all(_retry_item(i) for i in self.retry_on):
+            raise OptionsError("must be a set of status codes and error kinds (see parse_retry_on)", "retry_on")
+        object.__setattr__(self, "retry_on", frozenset(self.retry_on))
+        _number("read_ahead", self.read_ahead, -math.inf, math.inf, integer=True)
         if self.read_ahead <= 0:
             object.__setattr__(self, "read_ahead", 2 * self.concurrency)
+
+    def _check_numbers(self) -> None:
+        _number("concurrency", self.concurrency, 1, MAX_CONCURRENCY, integer=True)
+        for name in ("timeout", "connect_timeout", "backoff", "max_retry_wait"):
+            _number(name, getattr(self, name), 0, MAX_SECONDS, unit="seconds", above=name.endswith("timeout"))
+        _number("max_redirects", self.max_redirects, 0, math.inf, integer=True)
+        _number("max_bytes", self.max_bytes, 0, MAX_BYTES, integer=True, unit="bytes")
+        _number("retries", self.retries, 0, MAX_RETRIES, integer=True)
+        if self.per_host is not None:
+            _number("per_host", self.per_host, 1, math.inf, integer=True)
+        if self.rate is not None:
+            _number("rate", self.rate, 0, math.inf)
+            if self.rate < 1 / MAX_SECONDS:  # the wait between two requests must fit MAX_SECONDS
+                raise OptionsError(f"must be at least one request a day, got {self.rate!r} per second", "rate")
+
+    def _check_request(self) -> None:
+        """Method, headers and user agent: what the request line and header block carry."""
+        if not isinstance(self.method, str) or not _TOKEN.fullmatch(self.method):
+            raise OptionsError(f"not an HTTP method (letters, digits and {TCHARS}): {self.method!r}", "method")
+        object.__setattr__(self, "method", self.method.upper())
+        if not isinstance(self.user_agent, str):
+            raise OptionsError("must be text", "user_agent")
+        check_text(self.user_agent, "user_agent", "the user agent")
+        headers = _pairs(self.headers)
+        for name, value in headers:
+            check_header(name, value)
+        object.__setattr__(self, "headers", headers)
 
     @property
     def limited(self) -> bool:

@@ -22,6 +22,8 @@ class Handler(BaseHTTPRequestHandler):
     /to?url=U&code=C    redirect (C, default 302) to U
     /loop               302 to itself
     /echo               200, JSON of method, path and request headers
+    /headers?id=K       200; the request's header lines, in order, kept in `server.header_lines[K]`
+                        as (name, value), the value as Latin-1 text: `.encode("latin-1")` gives its bytes
     /drip?ms=M          200 headers then one byte every M ms, forever
     /flaky?key=K&fail=N&code=C&after=A
                         answers C (503) with Retry-After A (if given) the first N times for key K, then 200
@@ -95,6 +97,10 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items())})
         self.reply(200, body.encode(), {"Content-Type": "application/json"})
 
+    def ep_headers(self, arg: str, query: dict[str, str]) -> None:
+        self.server.header_lines[query.get("id", "")] = self.headers.items()
+        self.reply(200, b"ok\n")
+
     def ep_flaky(self, arg: str, query: dict[str, str]) -> None:
         key = query["key"]
         with self.server.lock:
@@ -142,6 +148,7 @@ class TestServer(ThreadingHTTPServer):
         super().__init__((address, 0), Handler)
         self.hits = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.header_lines: dict[str, list[tuple[str, str]]] = {}
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.counters: dict[str, int] = {}

@@ -80,7 +80,7 @@ def _statuses(token: str, kinds: bool) -> range:
         first = int(token[0]) * 100
         return range(first, first + 100)
     low, dash, high = token.partition("-")
-    if low.isdigit() and (not dash or high.isdigit()):
+    if _digits(low) and (not dash or _digits(high)):
         lo, hi = int(low), int(high) if dash else int(low)
         if 100 <= lo <= hi <= 999:
             return range(lo, hi + 1)
@@ -88,6 +88,11 @@ def _statuses(token: str, kinds: bool) -> range:
             raise SpecError(f"{token!r}: a range goes from low to high, like 200-299")
     extra = f", an error kind ({', '.join(KINDS)}) or {ANY_ERROR!r}" if kinds else ""
     raise SpecError(f"{token!r} is not {_TOKEN_HELP}{extra}; HTTP statuses are 100-999")
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: `'²'.isdigit()` is true, and `int('²')` fails."""
+    return text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True)
