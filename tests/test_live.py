@@ -24,7 +24,8 @@ import pytest
 from rich.console import Console
 
 from fetchpool.inputs import parse, read_lines
-from fetchpool.output.live import LiveWriter, bar, clock, count_lines, latency_histogram
+from fetchpool.output.live import LiveWriter, count_lines
+from fetchpool.output.panel import bar, clock, latency_histogram
 from fetchpool.output.stats import Stats
 from fetchpool.output.table import human_ms, shorten
 from fetchpool.result import ErrorKind, Result
@@ -219,13 +220,15 @@ def wait_until(check: Callable[[], object], what: str, timeout: float = 20) -> o
 
 
 class Tmux:
-    """A private tmux server (its own socket) running one command in a 110x40 pane."""
+    """A private tmux server (its own socket) running one command in a pane of `size` cells."""
 
-    def __init__(self, tmp: Path, command: str) -> None:
+    def __init__(self, tmp: Path, command: str, size: tuple[int, int] = (110, 40)) -> None:
         self.socket = f"fetchpool-test-{os.getpid()}-{tmp.name}"
+        self.size = size
         env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TMUX", "COLUMNS", "LINES")}
         env["PYTHONPATH"] = str(ROOT)
-        self._tmux("new-session", "-d", "-s", "t", "-x", "110", "-y", "40", command, env=env)
+        width, height = (str(n) for n in size)
+        self._tmux("new-session", "-d", "-s", "t", "-x", width, "-y", height, command, env=env)
 
     def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
         cmd = ["tmux", "-L", self.socket, "-f", "/dev/null", *args]
@@ -245,11 +248,13 @@ class Tmux:
 
 
 @contextmanager
-def run_in_tmux(tmp_path: Path, *flags: str, redirect: str = "") -> Iterator[tuple[Tmux, Path]]:
+def run_in_tmux(
+    tmp_path: Path, *flags: str, redirect: str = "", size: tuple[int, int] = (110, 40)
+) -> Iterator[tuple[Tmux, Path]]:
     markers = tmp_path / "markers"
     markers.mkdir()
     script = " ".join(shlex.quote(a) for a in (sys.executable, __file__, str(markers), *flags))
-    tmux = Tmux(tmp_path, f"cd {shlex.quote(str(ROOT))} && {script} {redirect}")
+    tmux = Tmux(tmp_path, f"cd {shlex.quote(str(ROOT))} && {script} {redirect}", size)
     try:
         yield tmux, markers
     finally:
@@ -259,7 +264,7 @@ def run_in_tmux(tmp_path: Path, *flags: str, redirect: str = "") -> Iterator[tup
 
 @needs_tmux
 def test_a_person_sees_progress_counters_rows_then_the_summary(tmp_path: Path) -> None:
-    with run_in_tmux(tmp_path) as (tmux, markers):
+    with run_in_tmux(tmp_path, size=(110, 60)) as (tmux, markers):  # tall enough for the whole report
         wait_until((markers / "half").exists, "the first half of the records")
         middle = tmux.wait_for("30/60", "the progress line at 30/60")
         assert re.search(r"━+.* 30/60\s+50%\s+[\d.,]+ URL/s\s+elapsed \d+:\d\d\s+ETA \d+:\d\d", middle), middle
