@@ -136,7 +136,7 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
         fetching = stopper.run = run(items, options)
         records = _records_writer(env, plan, fetching, stack)
         live = _live_view(env, plan, stats, files, demo, stopper, stack, typed)
-        fetching.on_idle = _both(getattr(records, "flush", None), getattr(live, "poll", None))
+        fetching.on_idle = _both(getattr(records, "flush", None), live.poll if typed and live else None)
         try:
             for result in fetching:
                 plan.accept.apply(result)

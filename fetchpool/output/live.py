@@ -12,7 +12,9 @@ narrow one, and the final report shortens its tables (failures first) on a short
 from __future__ import annotations
 
 import heapq
+import os
 import re
+import stat
 import threading
 import time
 from collections import deque
@@ -343,15 +345,18 @@ def count_lines(paths: Iterable[str], chunk_size: int = 1 << 20) -> int | None:
     """URL lines (not blank, not `#` comments) in the FILEs: the progress bar's total.
 
     Reads binary chunks and carries at most one byte of an unfinished line, so memory is
-    flat even for a file with no newline. None when an input is stdin or unreadable: the
-    view then shows a count and a spinner. Unicode-only whitespace lines count as URLs,
-    so the total can exceed the records by those; the bar clamps to what was done.
+    flat even for a file with no newline. None when an input is stdin, unreadable or not
+    a regular file: reading a pipe (`<(cmd)`, a FIFO) here would take its lines from the
+    fetch. The view then shows a count and a spinner. Unicode-only whitespace lines count
+    as URLs, so the total can exceed the records by those; the bar clamps to what was done.
     """
     total = 0
     for path in paths:
         if path == "-":
             return None
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
             total += _count_file(path, max(chunk_size, 4))
         except OSError:
             return None

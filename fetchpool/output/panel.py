@@ -19,7 +19,7 @@ from .stats import Stats, outcome_key
 from .table import human_bytes, human_ms, outcome_style
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
-HISTOGRAM_BAR = 32  # cells of the widest histogram bar
+HISTOGRAM_BAR, BAR_MIN = 32, 4  # cells of the widest and the narrowest histogram bar
 PANEL_FRAME = 4  # the panel's two borders and two pads
 
 
@@ -110,11 +110,10 @@ def summary_panel(
 
 
 def stopped(not_fetched: int) -> list[tuple[str, Text]]:
-    """`16 not fetched: in flight or queued when stopped`, for the panel of an interrupted run."""
+    """`16 not fetched (in flight or queued)`, for the panel of an interrupted run."""
     return [
-        ("", Text(f"{not_fetched:,} not fetched:", "bold yellow" if not_fetched else "bold")),
-        (" ", Text("in flight or queued")),
-        (" ", Text("when stopped")),
+        ("", Text(f"{not_fetched:,} not fetched", "bold yellow" if not_fetched else "bold")),
+        (" ", Text("(in flight or queued)")),
     ]
 
 
@@ -140,7 +139,8 @@ def latency_histogram(
 ) -> Table | None:
     """One bar per latency bin, in eighth-block characters; None when empty.
 
-    `room` (cells available) narrows the bars first, so labels and counts are never cut.
+    `room` (cells available) narrows the bars, so labels and counts are never cut; with no
+    room for a bar of BAR_MIN cells there is no histogram (None) rather than a cut one.
     """
     rows = histogram_rows(bins)
     if not rows:
@@ -148,7 +148,9 @@ def latency_histogram(
     if room is not None:
         labels = max(len(label) for label, _ in rows)
         numbers = max(len(f"{n:,}") for _, n in rows)
-        width = max(4, min(width, room - labels - numbers - 2))
+        width = min(width, room - labels - numbers - 2)
+        if width < BAR_MIN:
+            return None
     peak = max(n for _, n in rows) or 1
     grid = Table.grid(padding=(0, 1))
     grid.add_column(justify="right", style="dim", no_wrap=True)
