@@ -179,7 +179,7 @@ class LiveWriter:
         parts: list[RenderableType] = [self._progress_line(done=False, width=width)]
         if not self.progress_only:
             counts = counters(self.stats)
-            rows = self.console.height - 1 - len(counts.lines(width)) - 3  # progress, header, rule, spare
+            rows = self.console.height - 1 - len(counts.lines(width)) - 3  # a spare line; progress, header, rule
             parts += [counts, self._latest_table(width, rows)]
         return Constrain(Group(*parts), width)
 

@@ -23,7 +23,7 @@ GAP = 3  # between two columns: a pad, the (blank) divider, a pad
 # keeps at least URL_MIN cells while SIZE, then TIME, make room for it.
 OPTIONAL_COLUMNS = (("TIME", 7), ("SIZE", 10))
 URL_MIN = 20
-NOTE_MIN = 40  # a URL column narrower than this shows no error message: the status says the kind
+NOTE_MIN = 32  # a URL column narrower than this shows no error message: the status says the kind
 
 
 def human_bytes(n: int) -> str:
