@@ -10,8 +10,9 @@ import itertools
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -145,12 +146,15 @@ def drive(env: Environment, files: Sources, demo: int | None, options: Options, 
     stopper.install()
     stats = Stats()
     failing = False
+    typed = threading.Event() if demo is None and env.stdin_isatty and (not files or "-" in files) else None
     with ExitStack() as stack:
         items = _items(env, files, demo, options, stack)
+        if typed is not None:  # URLs typed at the terminal: no live view over what is being typed
+            items = _then_set(items, typed)
         fetching = stopper.run = run(items, options)
         records = _records_writer(env, plan, fetching, stack)
-        live = _live_view(env, plan, stats, files, demo, stopper, stack)
-        fetching.on_idle = getattr(records, "flush", None)
+        live = _live_view(env, plan, stats, files, demo, stopper, stack, typed)
+        fetching.on_idle = _both(getattr(records, "flush", None), live.poll if typed and live else None)
         try:
             for result in fetching:
                 plan.accept.apply(result)
@@ -164,6 +168,7 @@ def drive(env: Environment, files: Sources, demo: int | None, options: Options, 
                 records.close()
         except BrokenPipeError:
             _broken_pipe()
+        stats.read = fetching.read
         stats.finish()
         if live is not None:
             live.close()
@@ -269,6 +274,7 @@ def _live_view(
     demo: int | None,
     stopper: Stopper,
     stack: ExitStack,
+    typed: threading.Event | None = None,
 ) -> Any:
     """The live view: full on a terminal stdout free of records, else progress on a terminal stderr."""
     records_on_stdout = plan.output is None and not (plan.record_format(env) == "table" and env.stdout_isatty)
@@ -287,7 +293,15 @@ def _live_view(
     console = Console(
         file=stream, no_color=env.no_color, highlight=False, force_terminal=True, force_interactive=interactive
     )
-    live = LiveWriter(console, stats, demo, progress_only=progress_only, interrupted=lambda: stopper.code is not None)
+    live = LiveWriter(
+        console,
+        stats,
+        demo,
+        progress_only=progress_only,
+        interrupted=lambda: stopper.code is not None,
+        start_after=typed,
+        records_to=plan.output if plan.output not in (None, "-") else None,
+    )
     stack.callback(live.close)
     if demo is None:
         live.count_total(files)
@@ -325,6 +339,27 @@ def _broken_pipe() -> None:
     """The reader went away: exit quietly, as a program killed by SIGPIPE would."""
     silence_stdout()
     os._exit(ExitCode.BROKEN_PIPE)
+
+
+def _then_set(items: Iterator[Any], event: threading.Event) -> Iterator[Any]:
+    """`items`, then `event` set once they run out (or fail)."""
+    try:
+        yield from items
+    finally:
+        event.set()
+
+
+def _both(*hooks: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One `on_idle` hook calling each given one in turn (None when none is given)."""
+    called = [hook for hook in hooks if hook is not None]
+    if len(called) < 2:
+        return called[0] if called else None
+
+    def each() -> None:
+        for hook in called:
+            hook()
+
+    return each
 
 
 def _flush(env: Environment) -> None:

@@ -125,6 +125,7 @@ class Run:
     def __init__(self, items: Iterable[Item], options: Options, pool_factory: PoolFactory = _thread_pool) -> None:
         self.options = options
         self.on_idle: Callable[[], None] | None = None
+        self.read = 0  # items taken from input so far: after a stop, `read` minus those yielded were never fetched
         self._items = items
         self._pool_factory = pool_factory
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -176,6 +177,7 @@ class Run:
         count = 0
         try:
             for item in self._items:
+                self.read += 1  # only this thread writes it
                 while not self._slots.acquire(timeout=0.1):
                     if self._stop.is_set():
                         return

@@ -128,6 +128,26 @@ def test_ctrl_c_stops_promptly_keeps_finished_records_and_exits_130(server, tmp_
     assert b"1 URL in" in err and b"interrupted" in err  # the summary, for the person who pressed it
 
 
+def test_after_ctrl_c_the_summaries_say_how_many_urls_were_never_fetched(server, tmp_path) -> None:
+    tag = f"held-{tmp_path.name}"
+    urls = [server.url("/ok?fast")] + [server.url(f"/delay/8000?{tag}={i}") for i in range(20)]
+    path, summary = tmp_path / "slow.txt", tmp_path / "summary.json"
+    path.write_text("\n".join(urls) + "\n")
+    proc = _spawn("-c", "4", "-t", "30", "--summary-json", str(summary), str(path))
+    _wait_for_line(proc)
+    end = time.monotonic() + 20
+    while sum(tag in seen[1] for seen in server.seen) < 4:  # every worker holds one: at least 4 read, unfetched
+        assert time.monotonic() < end, "the workers never reached the server"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == ExitCode.INTERRUPTED
+    said = re.search(rb"1 URL in .* \xe2\x80\x94 interrupted: 1 done, (\d+) not fetched\n", err)
+    assert said and 4 <= int(said.group(1)) <= 20, err
+    doc = json.loads(summary.read_text())
+    assert (doc["total"], doc["interrupted"], doc["not_fetched"]) == (1, True, int(said.group(1)))
+
+
 def test_a_second_ctrl_c_exits_at_once_even_when_stuck(server, tmp_path) -> None:
     """Nobody reads our stdout, so the graceful stop after the first press cannot finish."""
     path = tmp_path / "many.txt"

@@ -173,3 +173,16 @@ def test_to_dict_is_the_summary_json_document() -> None:
 def test_to_dict_of_an_empty_run() -> None:
     doc = Stats().to_dict(interrupted=True)
     assert doc["total"] == 0 and doc["latency_ms"]["p50"] is None and doc["interrupted"] is True
+
+
+def test_an_interrupted_summary_says_how_many_urls_were_read_but_never_fetched() -> None:
+    stats = Stats()
+    for r in [rec(200)] * 3 + [rec(404)]:
+        stats.add(r)
+    assert stats.not_fetched == 0 and stats.to_dict()["not_fetched"] == 0  # the run has not said yet
+    stats.read = 10
+    assert stats.not_fetched == 6
+    assert stats.line(interrupted=True).endswith(": 3 ok, 1 4xx — interrupted: 4 done, 6 not fetched")
+    assert stats.to_dict(interrupted=True)["not_fetched"] == 6
+    stats.read = 4  # a run that read only what it finished
+    assert stats.not_fetched == 0 and stats.line(interrupted=True).endswith("interrupted: 4 done, 0 not fetched")

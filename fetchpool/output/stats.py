@@ -138,6 +138,7 @@ class Stats:
         self.failures: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.latency = LatencyHistogram()
+        self.read: int | None = None  # URLs read from input, once the run has said (`Run.read`)
 
     def add(self, result: Result) -> None:
         name = outcome(result)
@@ -157,6 +158,11 @@ class Stats:
     @property
     def failed(self) -> int:
         return self.total - self.ok
+
+    @property
+    def not_fetched(self) -> int:
+        """URLs read from input without a record: in flight or queued when the run stopped."""
+        return max(self.read - self.total, 0) if self.read is not None else 0
 
     def finish(self) -> None:
         """Stop the clock (first call wins); elapsed time and rate then stay fixed."""
@@ -190,12 +196,17 @@ class Stats:
             return self.latency.bins(count)
 
     def line(self, interrupted: bool = False) -> str:
-        """`200 URLs in 1.2 s (165/s): 180 ok, 12 4xx, 8 timeout` (failures by outcome)."""
+        """`200 URLs in 1.2 s (165/s): 180 ok, 12 4xx, 8 timeout` (failures by outcome).
+
+        Interrupted: `... — interrupted: 120 done, 16 not fetched` once `read` is known.
+        """
         secs = self.elapsed()
         failures = sorted(self.failures.items(), key=lambda kv: outcome_key(kv[0]))
         parts = [f"{self.ok} ok"] + [f"{n} {k}" for k, n in failures]
         head = f"{self.total} URL{'s' if self.total != 1 else ''} in {secs:.1f} s ({self.rate():.0f}/s)"
         tail = " — interrupted" if interrupted else ""
+        if interrupted and self.read is not None:
+            tail += f": {self.total} done, {self.not_fetched} not fetched"
         return f"{head}: {', '.join(parts)}{tail}"
 
     def to_dict(self, interrupted: bool = False) -> dict[str, Any]:
@@ -220,6 +231,7 @@ class Stats:
                 "started": _iso(self.started_wall),
                 "finished": _iso(self.finished_wall if self.finished_wall is not None else time.time()),
                 "interrupted": interrupted,
+                "not_fetched": self.not_fetched,
             }
 
 

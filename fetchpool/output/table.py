@@ -18,9 +18,12 @@ from ..result import Result
 
 STATUS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 ERROR_STYLE = "bold red"
-# TIME and SIZE widths plus the three column gaps (a divider and two pads each); the URL
-# column gets what STATUS leaves, so a long URL is cut in the middle, not at its end.
-FIXED_WIDTH = 7 + 10 + 3 * 3
+GAP = 3  # between two columns: a pad, the (blank) divider, a pad
+# Columns a narrow terminal gives up, last first: the URL says what a row is about, so it
+# keeps at least URL_MIN cells while SIZE, then TIME, make room for it.
+OPTIONAL_COLUMNS = (("TIME", 7), ("SIZE", 10))
+URL_MIN = 20
+NOTE_MIN = 32  # a URL column narrower than this shows no error message: the status says the kind
 
 
 def human_bytes(n: int) -> str:
@@ -70,6 +73,20 @@ def status_text(result: Result) -> Text:
     return Text(str(code), style=STATUS_STYLE.get(code // 100, "white"))
 
 
+def table_layout(width: int, status_width: int) -> tuple[tuple[str, ...], int]:
+    """The optional columns that fit beside STATUS and a readable URL, and the URL's width.
+
+    SIZE goes first, then TIME; STATUS and URL always stay, the URL cut in the middle.
+    """
+    kept = [name for name, _ in OPTIONAL_COLUMNS]
+    widths = dict(OPTIONAL_COLUMNS)
+    while True:
+        url_width = width - status_width - GAP - sum(widths[name] + GAP for name in kept)
+        if url_width >= URL_MIN or not kept:
+            return tuple(kept), max(url_width, 5)
+        kept.pop()
+
+
 def results_table(rows: Iterable[Result], width: int, title: str | None = None, expand: bool = False) -> Table:
     """A Rich table of records fitted to `width`: the URL is shortened in the middle.
 
@@ -78,6 +95,7 @@ def results_table(rows: Iterable[Result], width: int, title: str | None = None, 
     records = list(rows)
     statuses = [status_text(r) for r in records]
     status_width = max([7, *(len(s) for s in statuses)])
+    kept, url_width = table_layout(width, status_width)
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -89,17 +107,33 @@ def results_table(rows: Iterable[Result], width: int, title: str | None = None, 
         expand=expand,
     )
     table.add_column("STATUS", no_wrap=True, min_width=status_width)
-    table.add_column("TIME", justify="right", no_wrap=True, min_width=7)
-    table.add_column("SIZE", justify="right", no_wrap=True, min_width=10)
-    url_width = max(width - FIXED_WIDTH - status_width, 10)
-    table.add_column("URL", no_wrap=True, overflow="ellipsis", max_width=url_width, ratio=1 if expand else None)
+    for name, least in OPTIONAL_COLUMNS:
+        if name in kept:
+            table.add_column(name, justify="right", no_wrap=True, min_width=least)
+    longest = max([3, *(len(r.url) for r in records)])
+    table.add_column(
+        "URL",
+        no_wrap=True,
+        overflow="ellipsis",
+        min_width=min(longest, url_width),
+        max_width=url_width,
+        ratio=1 if expand else None,
+    )
     for r, status in zip(records, statuses, strict=True):
-        # An error message may take up to a third of the column; the URL keeps both ends.
-        note = f"  {r.error_message}" if r.error_message else ""
-        url = Text(shorten(r.url, url_width - min(len(note), url_width // 3)))
-        url.append(note, style="dim")
-        table.add_row(status, human_ms(r.elapsed_ms), human_bytes(r.bytes), url)
+        cells = {"TIME": human_ms(r.elapsed_ms), "SIZE": human_bytes(r.bytes)}
+        table.add_row(status, *(cells[name] for name in kept), url_cell(r, url_width))
     return table
+
+
+def url_cell(result: Result, width: int) -> Text:
+    """The URL cut in the middle to `width`, then its error message if there is room.
+
+    An error message may take up to a third of the column; the URL keeps both ends.
+    """
+    note = f"  {result.error_message}" if result.error_message and width >= NOTE_MIN else ""
+    url = Text(shorten(result.url, width - min(len(note), width // 3)))
+    url.append(note, style="dim")
+    return url
 
 
 class PipeConsole(Console):
