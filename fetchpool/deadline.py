@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import socket
 import threading
 import time
@@ -128,6 +129,17 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
+
+
+def _after_fork() -> None:
+    """A forked worker has no watchdog thread, and the lock may have been held at the fork."""
+    global _lock
+    _lock = threading.Lock()
+    WATCHDOG.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def current_guard() -> Guard | None:

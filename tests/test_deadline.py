@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 import fetchpool.client as client_module
-from fetchpool import Options
+from fetchpool import Options, fetch
 from fetchpool.client import Client, fetch_attempt, fetch_one
 from fetchpool.result import ErrorKind, Result
 
@@ -108,18 +108,31 @@ def test_a_connection_shut_by_the_watchdog_is_never_reused(faults: FaultServer, 
 # -- -t bounds the whole URL: attempts, redirects and the waits between them ---------------------------
 
 
+def assert_retries_stopped_by_the_deadline(r: Result, start: float, arrivals: list[float]) -> None:
+    """No attempt started after the deadline, and the record says how the retries ended."""
+    assert 2 <= len(arrivals) == r.attempts and max(arrivals) < start + T, (r.attempts, arrivals, start)
+    assert not r.ok
+    if r.error is None:  # the last wait asked for was refused: the record is the last 503
+        assert r.status == 503 and r.elapsed_ms < T * 1000
+        pattern = r"the next retry, in [\d.]+ s, would pass the 1 s deadline \(-t\); not retried"
+        assert re.fullmatch(pattern, r.error_message or ""), r.error_message
+    else:  # the last wait ended in time, but the retry could only start after the deadline
+        assert r.error is ErrorKind.TIMEOUT
+        assert r.error_message == f"the 1 s deadline (-t) passed before retry {r.attempts} could start"
+
+
 def test_a_dead_url_with_retries_starts_no_attempt_after_its_deadline(faults: FaultServer) -> None:
     """503 at once, every time: retries stop when the next wait would end past -t."""
     start = time.monotonic()
     r, _ = timed_fetch(faults.url("/busy?dead=1"), "503 forever, retries", timeout=T, retries=50, backoff=0.05)
-    arrivals = [when for name, when in faults.seen if name == "busy" and when >= start]
-    assert (r.status, r.ok, r.error) == (503, False, None)
-    assert 2 <= r.attempts == len(arrivals), (r.attempts, len(arrivals))
-    assert max(arrivals) < start + T  # no attempt started after the deadline
-    assert r.elapsed_ms < T * 1000  # the last attempt ended before it: a wait was refused, not cut short
-    assert re.fullmatch(
-        r"the next retry, in [\d.]+ s, would pass the 1 s deadline \(-t\); not retried", r.error_message or ""
-    )
+    assert_retries_stopped_by_the_deadline(r, start, [t for name, t in faults.seen if name == "busy" and t >= start])
+
+
+def test_the_pool_schedules_no_retry_past_the_deadline(faults: FaultServer) -> None:
+    """The same through `fetch`, whose retries wait on the dispatcher, not in a worker."""
+    start = time.monotonic()
+    [r] = list(fetch([faults.url("/busy?pool=1")], Options(timeout=T, retries=50, backoff=0.05)))
+    assert_retries_stopped_by_the_deadline(r, start, [t for name, t in faults.seen if name == "busy" and t >= start])
 
 
 def test_a_silent_server_is_one_attempt_not_three(faults: FaultServer) -> None:
