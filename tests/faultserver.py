@@ -39,6 +39,8 @@ Paths (any query string is ignored):
     /half-headers       the status line, then a header line one byte every 0.1 s, never finished
     /half-redirect      a 302 status line and Location: /ok, then a header dripped likewise
     /busy?after=S       503 (with Retry-After S if given), then the connection is closed
+    /redirect-drip-close  302 without a length (its body ends at close), dripping one byte every 0.1 s
+    /keepalive-fin      200 without Connection: close, then the connection is closed at once
     /keepalive-close    200 kept alive; a second request on the connection is read, then closed (FIN)
     /keepalive-reset    the same, but the second request is answered with a reset (RST)
     /keepalive-partial  the same, but the second request gets half a status line, then a close
@@ -389,6 +391,15 @@ class FaultServer:
         if path is None:
             raise ClientGone
         self._count(path)
+
+    def b_keepalive_fin(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_redirect_drip_close(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nConnection: close\r\n\r\n")
+        while True:
+            self._drip(conn, b"x", 0.1)
 
     def b_keepalive_close(self, conn: socket.socket, path: str) -> None:
         self._kept_alive(conn)

@@ -55,6 +55,7 @@ def assert_deadline(result: Result, status: int | None) -> None:
         ("/half-headers", None),  # cut headers are not a response: no status is reported
         ("/half-redirect", None),  # nor are a redirect's; and /ok is never asked for
         ("/redirect-drip", 302),  # the 302's own body drips while it is drained
+        ("/redirect-drip-close", 302),  # and one framed by close: its end of file is not the end
     ],
 )
 def test_a_body_still_arriving_at_the_deadline_is_timeout(faults: FaultServer, path: str, status: int | None) -> None:

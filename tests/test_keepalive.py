@@ -58,6 +58,16 @@ def test_a_request_on_a_connection_closed_while_idle_is_sent_again(faults: Fault
     assert requests_seen(faults, path.strip("/"), since) == 3
 
 
+def test_a_server_closing_right_after_each_answer_costs_no_attempt(faults: FaultServer) -> None:
+    """Its close races the next request: seen in time (a new connection) or not (sent again), never an error."""
+    client = Client(Options(timeout=5, retries=0))
+    try:
+        results = [fetch_one(faults.url(f"/keepalive-fin?i={i}"), client) for i in range(20)]
+    finally:
+        client.close()
+    assert [(r.ok, r.attempts) for r in results] == [(True, 1)] * 20, [r for r in results if not r.ok]
+
+
 def test_half_a_status_line_is_never_sent_again(faults: FaultServer) -> None:
     since = len(faults.seen)
     first, second = twice(faults.url("/keepalive-partial"))
