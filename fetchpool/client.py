@@ -204,7 +204,9 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     result.final_url = redact_url(url)
     while True:
         response = _send(method, url, headers, client, guard, normalised=result.redirects == 0)
-        guard.check()  # headers cut short by the deadline's shutdown are no answer
+        if guard.passed():  # headers cut short by the deadline's shutdown are no answer
+            response.close()
+            guard.check()
         result.ttfb_ms = state.ms()
         result.status = response.status_code
         result.content_type = response.headers.get("Content-Type")
@@ -322,12 +324,13 @@ def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> N
     Checked after every read: a body framed by the connection's close ends with an end of
     file, and so does a socket the watchdog shut.
     """
-    raw, seen = response.raw, 0
+    raw, seen, ended = response.raw, 0, False
     try:
         while True:
             guard.check()
             data = raw.read1(min(CHUNK, cap - seen + 1))
             if not data:
+                ended = True
                 break
             seen += len(data)
             if seen > cap:
@@ -335,7 +338,7 @@ def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> N
                 break
     finally:
         result.bytes = min(seen, cap)
-        if guard.detach() or result.truncated:
+        if guard.detach() or not ended:  # cut, truncated or broken: this connection is not reused
             raw.close()
         raw.release_conn()
     guard.check()
