@@ -49,7 +49,8 @@ Paths (any query string is ignored):
 
 `FaultServer(tls=ctx)` speaks the same over TLS. `FaultServer(on_accept=NAME)` instead runs one
 behaviour right after accept, before any request: `slam` (close unread), `stall` (say nothing,
-not even a TLS ServerHello), `tls-drip` (a handshake record dripped a byte at a time), `tls-alert`.
+not even a TLS ServerHello), `tls-drip` (a handshake record dripped a byte at a time), `tls-alert`,
+`drip-answer` (read a request head, then drip an endless header: a proxy dripping its CONNECT answer).
 
 `seen` lists every request head read, as (path name, time.monotonic()), kept-alive ones too.
 
@@ -260,6 +261,14 @@ class FaultServer:
         """A fatal TLS alert (handshake_failure) instead of a ServerHello."""
         self._send(conn, b"\x15\x03\x03\x00\x02\x02\x28")
         conn.shutdown(socket.SHUT_RDWR)
+
+    def a_drip_answer(self, conn: socket.socket) -> None:
+        """Read one request head (a proxy's CONNECT, say), then answer one byte every 0.1 s, forever."""
+        if self._read_head(conn) is None:
+            raise ClientGone
+        self._send(conn, b"HTTP/1.1 200 Connection established\r\nX-Slow: ")
+        while True:
+            self._drip(conn, b"y", 0.1)
 
     # -- behaviours ---------------------------------------------------------------------------
 

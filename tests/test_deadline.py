@@ -106,6 +106,14 @@ def test_a_connection_shut_by_the_watchdog_is_never_reused(faults: FaultServer, 
     assert [(r.ok, r.bytes) for r in after] == [(True, 1000)] * 3
 
 
+def test_a_proxy_dripping_its_connect_answer_hits_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tunnel is read while the connection opens: each byte in time for --connect-timeout, not for -t."""
+    with serving(on_accept="drip-answer") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.base)
+        result, _ = timed_fetch("https://origin.test/", "proxy drips its CONNECT answer", timeout=T, connect_timeout=5)
+    assert_deadline(result, None)
+
+
 # -- -t bounds the whole URL: attempts, redirects and the waits between them ---------------------------
 
 
