@@ -141,14 +141,14 @@ class Seconds(click.FloatRange):
     type=Seconds(0, MAX_SECONDS, min_open=True),
     default=10.0,
     show_default=True,
-    help="Total deadline in seconds for one URL: connect, headers, redirects and body.",
+    help="Deadline in seconds for the whole of one URL: every attempt, redirect and body, and the waits between retries.",
 )
 @click.option(
     "--connect-timeout",
     type=Seconds(0, MAX_SECONDS, min_open=True),
     default=5.0,
     show_default=True,
-    help="Deadline in seconds to open a connection.",
+    help="Deadline in seconds to open one connection (TCP, TLS, proxy tunnel), within what is left of -t.",
 )
 @click.option("--follow/--no-follow", default=True, show_default=True, help="Follow redirects.")
 @click.option(

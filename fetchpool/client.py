@@ -15,18 +15,20 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from requests.adapters import HTTPAdapter
+from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_environ_proxies
 from urllib3 import HTTPHeaderDict
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
-from .deadline import POOL_CLASSES, WATCHDOG, Guard
+from .connection import POOL_CLASSES, stale
+from .deadline import WATCHDOG, Guard
 from .errors import FetchError, classify
 from .inputs import FETCHABLE
 from .options import Options
 from .result import ErrorKind, Result, one_line, redact_text, redact_url
-from .retry import retry_delay
+from .retry import IDEMPOTENT, retry_delay
 
 CHUNK = 64 * 1024
 REDIRECT_DRAIN = 64 * 1024
@@ -180,7 +182,7 @@ def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Res
     started, attempt = time.monotonic(), 1
     while True:
         result, retry_after = fetch_attempt(url, client, line, source, attempt, started)
-        delay = retry_delay(result, retry_after, client.options)
+        delay = retry_delay(result, retry_after, client.options, started)
         if delay is None:
             return result
         time.sleep(delay)
@@ -190,22 +192,41 @@ def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Res
 def fetch_attempt(
     url: str, client: Client, line: int = 0, source: str = "-", attempt: int = 1, started: float | None = None
 ) -> tuple[Result, str | None]:
-    """One attempt under one total deadline -> its record and any `Retry-After` header.
+    """One attempt under the URL's deadline -> its record and any `Retry-After` header.
 
-    `elapsed_ms` counts from `started`, the first attempt's start, so it covers them all.
+    The deadline is `started` (the first attempt's start) plus `-t`, so it bounds every
+    attempt and every wait between them; `elapsed_ms` counts from `started` too. A record
+    is ok only when its whole response was read before the deadline.
     """
     options = client.options
     result = Result(url=redact_url(url), line=line, input=source, attempts=attempt)
     state = _Attempt(result, time.monotonic())
-    with WATCHDOG.watch(state.start + options.timeout) as guard:
+    started = state.start if started is None else started
+    deadline = started + options.timeout
+    if attempt > 1 and state.start >= deadline:  # a retry started late (every worker was busy)
+        return _too_late(result, options.timeout, state.start - started), None
+    with WATCHDOG.watch(deadline) as guard:
         try:
             _follow(url, client, state, guard)
+            end = time.monotonic()
+            if guard.expired or end >= deadline:  # the last read ended as the deadline passed
+                raise FetchError(ErrorKind.TIMEOUT, "total deadline reached")
         except Exception as exc:  # every failure is a record, by design
-            kind, message = classify(exc, guard.expired or guard.remaining() < 0.1, options.timeout)
+            end = time.monotonic()
+            kind, message = classify(exc, guard.expired or end >= deadline, options.timeout)
             result.error, result.error_message = kind, one_line(client.redact(message))
-    result.elapsed_ms = round((time.monotonic() - (started or state.start)) * 1000, 3)
+    result.elapsed_ms = round((end - started) * 1000, 3)
     result.ok = result.error is None and result.status is not None and 200 <= result.status < 400
     return result, state.retry_after
+
+
+def _too_late(result: Result, timeout: float, elapsed: float) -> Result:
+    """The record of a retry whose start came after the deadline: no request, no attempt."""
+    result.attempts -= 1
+    result.error = ErrorKind.TIMEOUT
+    result.error_message = f"the {timeout:g} s deadline (-t) passed before retry {result.attempts} could start"
+    result.elapsed_ms = round(elapsed * 1000, 3)
+    return result
 
 
 def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
@@ -215,6 +236,9 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     result.final_url = redact_url(url)
     while True:
         response = _send(method, url, headers, client, guard, normalised=result.redirects == 0)
+        if guard.passed():  # headers cut short by the deadline's shutdown are no answer
+            response.close()
+            guard.check()
         result.ttfb_ms = state.ms()
         result.status = response.status_code
         result.content_type = response.headers.get("Content-Type")
@@ -239,7 +263,7 @@ def _check_hop(target: str, done: int, limit: int, guard: Guard) -> None:
         raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"redirect to scheme '{scheme}:' refused (only http and https)")
     if done >= limit:
         raise FetchError(ErrorKind.TOO_MANY_REDIRECTS, f"more than {limit} redirects")
-    if guard.expired:
+    if guard.passed():
         raise FetchError(ErrorKind.TIMEOUT, "total deadline reached while following a redirect")
 
 
@@ -247,12 +271,27 @@ def _send(method: str, url: str, headers: HTTPHeaderDict, client: Client, guard:
     parts = urlsplit(url)
     if parts.scheme.lower() not in FETCHABLE:
         raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"scheme '{parts.scheme}:' is not fetched (only http and https)")
-    if guard.expired:
+    if guard.passed():
         raise FetchError(ErrorKind.TIMEOUT, "total deadline reached before the request could start")
     host = (parts.hostname or "").rstrip(".").lower()
     if host == "invalid" or host.endswith(".invalid"):
         raise FetchError(ErrorKind.DNS, f"{host}: the .invalid top-level domain never resolves (RFC 6761)")
     request = _prepare(method, url, headers, normalised)
+    try:
+        return _transmit(request, url, client, guard)
+    except RequestsConnectionError as exc:
+        if method not in IDEMPOTENT or not stale(exc) or guard.passed():
+            raise
+    guard.fresh = True  # a kept-alive connection closed while idle: once more, on a new one
+    try:
+        return _transmit(request, url, client, guard)
+    finally:
+        guard.fresh = False
+
+
+def _transmit(request: PreparedRequest, url: str, client: Client, guard: Guard) -> Response:
+    """One request through the adapter; opening a connection is bounded by --connect-timeout,
+    and that and every other socket wait by what is left of -t."""
     remaining = max(guard.remaining(), 0.001)
     timeout = (min(client.options.connect_timeout, remaining), remaining)
     return client.adapter.send(
@@ -306,26 +345,34 @@ def _rebuild(
 
 
 def _drain(response: Response, guard: Guard) -> None:
-    """Read a small redirect body so the connection can be reused; drop a big one."""
-    raw, left = response.raw, REDIRECT_DRAIN
-    while left > 0 and not guard.expired:
+    """Read a small redirect body so the connection can be reused; drop a big one.
+
+    An end of file once the deadline has passed may be the watchdog's shutdown: that
+    connection is closed, never returned to the pool, and the redirect is not followed.
+    """
+    raw, left, ended = response.raw, REDIRECT_DRAIN, False
+    while left > 0 and not ended and not guard.passed():
         data = raw.read1(min(CHUNK, left))
-        if not data:
-            raw.release_conn()
-            return
-        left -= len(data)
-    raw.close()
+        ended, left = not data, left - len(data)
+    if guard.detach() or not ended:
+        raw.close()
+    raw.release_conn()
+    guard.check()
 
 
 def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> None:
-    """Stream the body, counting bytes and keeping none, stopping at `cap`."""
-    raw, seen = response.raw, 0
+    """Stream the body, counting bytes and keeping none, stopping at `cap`.
+
+    Checked after every read: a body framed by the connection's close ends with an end of
+    file, and so does a socket the watchdog shut.
+    """
+    raw, seen, ended = response.raw, 0, False
     try:
         while True:
-            if guard.expired:
-                raise FetchError(ErrorKind.TIMEOUT, "total deadline reached while reading the body")
+            guard.check()
             data = raw.read1(min(CHUNK, cap - seen + 1))
             if not data:
+                ended = True
                 break
             seen += len(data)
             if seen > cap:
@@ -333,6 +380,7 @@ def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> N
                 break
     finally:
         result.bytes = min(seen, cap)
-        if result.truncated or guard.expired:
+        if guard.detach() or not ended:  # cut, truncated or broken: this connection is not reused
             raw.close()
         raw.release_conn()
+    guard.check()

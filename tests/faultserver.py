@@ -33,12 +33,26 @@ Paths (any query string is ignored):
     /gzip-bomb          20 MiB of zeros, gzipped (~20 KB), Content-Encoding: gzip
     /loop               302 to itself
     /redirect-drip      302 whose body drips one byte every 0.5 s
+    /drip-close         200 without a length (the body ends at close), one byte every 0.1 s, forever
+    /drip-fast          200, Content-Length 40, one byte every 1 ms: done in ~40 ms, no gap a read times out on
+    /drip-chunked       200 chunked, a one-byte chunk every 0.1 s, forever
+    /half-headers       the status line, then a header line one byte every 0.1 s, never finished
+    /half-redirect      a 302 status line and Location: /ok, then a header dripped likewise
+    /busy?after=S       503 (with Retry-After S if given), then the connection is closed
+    /redirect-drip-close  302 without a length (its body ends at close), dripping one byte every 0.1 s
+    /keepalive-fin      200 without Connection: close, then the connection is closed at once
+    /keepalive-close    200 kept alive; a second request on the connection is read, then closed (FIN)
+    /keepalive-reset    the same, but the second request is answered with a reset (RST)
+    /keepalive-partial  the same, but the second request gets half a status line, then a close
     /to?url=U           302 to U (U percent-decoded)
     anything else       404
 
 `FaultServer(tls=ctx)` speaks the same over TLS. `FaultServer(on_accept=NAME)` instead runs one
 behaviour right after accept, before any request: `slam` (close unread), `stall` (say nothing,
-not even a TLS ServerHello), `tls-drip` (a handshake record dripped a byte at a time), `tls-alert`.
+not even a TLS ServerHello), `tls-drip` (a handshake record dripped a byte at a time), `tls-alert`,
+`drip-answer` (read a request head, then drip an endless header: a proxy dripping its CONNECT answer).
+
+`seen` lists every request head read, as (path name, time.monotonic()), kept-alive ones too.
 
 Plus, on the server object: `refused_port()` (a port nothing listens on), and `backlog_port`
 (a socket that listens but never accepts: the kernel completes the handshake, nobody answers).
@@ -84,6 +98,7 @@ class FaultServer:
         self.backlog = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.backlog_port = self.backlog.getsockname()[1]
         self.hits: dict[str, int] = {}
+        self.seen: list[tuple[str, float]] = []
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._thread = threading.Thread(target=self._accept, name="faultserver", daemon=True)
@@ -151,9 +166,7 @@ class FaultServer:
             path = self._read_head(conn)
             if path is None:
                 return
-            name = urlsplit(path).path.strip("/") or "ok"
-            with self._lock:
-                self.hits[name] = self.hits.get(name, 0) + 1
+            name = self._count(path)
             behaviour: Callable[[socket.socket, str], None] | None = getattr(self, "b_" + name.replace("-", "_"), None)
             if behaviour is None:
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -168,6 +181,13 @@ class FaultServer:
                 conn.close()
             except OSError:
                 pass
+
+    def _count(self, path: str) -> str:
+        name = urlsplit(path).path.strip("/") or "ok"
+        with self._lock:
+            self.hits[name] = self.hits.get(name, 0) + 1
+            self.seen.append((name, time.monotonic()))
+        return name
 
     def _read_head(self, conn: socket.socket) -> str | None:
         data = b""
@@ -241,6 +261,14 @@ class FaultServer:
         """A fatal TLS alert (handshake_failure) instead of a ServerHello."""
         self._send(conn, b"\x15\x03\x03\x00\x02\x02\x28")
         conn.shutdown(socket.SHUT_RDWR)
+
+    def a_drip_answer(self, conn: socket.socket) -> None:
+        """Read one request head (a proxy's CONNECT, say), then answer one byte every 0.1 s, forever."""
+        if self._read_head(conn) is None:
+            raise ClientGone
+        self._send(conn, b"HTTP/1.1 200 Connection established\r\nX-Slow: ")
+        while True:
+            self._drip(conn, b"y", 0.1)
 
     # -- behaviours ---------------------------------------------------------------------------
 
@@ -335,6 +363,65 @@ class FaultServer:
     def b_redirect_drip(self, conn: socket.socket, path: str) -> None:
         self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 1000000\r\n\r\n")
         self._drip(conn, b"x" * 1000000, 0.5)
+
+    def b_drip_close(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+        while True:
+            self._drip(conn, b"x", 0.1)
+
+    def b_drip_fast(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\nConnection: close\r\n\r\n")
+        self._drip(conn, b"x" * 40, 0.001)
+
+    def b_drip_chunked(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while True:
+            self._send(conn, b"1\r\nx\r\n")
+            if self._client_left(conn, 0.1):
+                raise ClientGone
+
+    def b_half_headers(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        self._drip(conn, b"y" * 100000, 0.1)
+
+    def b_half_redirect(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nX-Slow: ")
+        self._drip(conn, b"y" * 100000, 0.1)
+
+    def b_busy(self, conn: socket.socket, path: str) -> None:
+        after = urlsplit(path).query.partition("after=")[2].partition("&")[0]
+        extra = b"Retry-After: " + after.encode() + b"\r\n" if after else b""
+        self._send(conn, b"HTTP/1.1 503 Busy\r\nContent-Length: 5\r\nConnection: close\r\n" + extra + b"\r\nbusy\n")
+
+    def _kept_alive(self, conn: socket.socket) -> None:
+        """Answer 200 keeping the connection open, then read (and count) the next request on it."""
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        path = self._read_head(conn)
+        if path is None:
+            raise ClientGone
+        self._count(path)
+
+    def b_keepalive_fin(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_redirect_drip_close(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nConnection: close\r\n\r\n")
+        while True:
+            self._drip(conn, b"x", 0.1)
+
+    def b_keepalive_close(self, conn: socket.socket, path: str) -> None:
+        self._kept_alive(conn)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_keepalive_reset(self, conn: socket.socket, path: str) -> None:
+        self._kept_alive(conn)
+        self._reset(conn)
+
+    def b_keepalive_partial(self, conn: socket.socket, path: str) -> None:
+        self._kept_alive(conn)
+        self._send(conn, b"HTTP/1.1 2")
+        conn.shutdown(socket.SHUT_RDWR)
 
     def b_chunked_forever(self, conn: socket.socket, path: str) -> None:
         self._send(

@@ -58,8 +58,17 @@ def test_retry_after_http_date_is_honoured(server, request) -> None:
 def test_retry_after_beyond_the_limit_gives_up_at_once(server, request) -> None:
     start = time.monotonic()
     r = once(server.url(f"/flaky?key={key(request)}&fail=1&after=120"), max_retry_wait=30)
-    assert (r.status, r.attempts, r.ok) == (503, 1, False)
+    assert (r.status, r.attempts, r.ok, r.error) == (503, 1, False, None)
     assert time.monotonic() - start < 1
+    assert r.error_message == "Retry-After 120 s exceeds --max-retry-wait 30 s; not retried"
+
+
+def test_a_status_not_in_retry_on_gets_no_message(server, request) -> None:
+    """`error_message` on a record without an error says why a retry was not made; nothing else."""
+    r = once(server.url(f"/flaky?key={key(request)}&fail=1&code=500&after=120"))
+    assert (r.status, r.attempts, r.error_message) == (500, 1, None)
+    r = once(server.url(f"/flaky?key={key(request)}b&fail=1&after=120"), retries=0)
+    assert (r.status, r.attempts, r.error_message) == (503, 1, None)
 
 
 def test_connection_errors_are_retried() -> None:

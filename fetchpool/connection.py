@@ -1,0 +1,111 @@
+"""urllib3 connections that report their sockets to the deadline and know when they were reused.
+
+A kept-alive connection the server closed while it sat idle fails the next request before
+any byte of an answer arrives; curl and browsers then send the request again on a new
+connection. To do the same, and only then, a connection counts the responses it has served
+since it was opened, and a response notes whether its first byte ever arrived: a failure
+on a reused connection with nothing received is marked `stale` for `client._send`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from typing import Any
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .deadline import current_guard
+
+_CLOSED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+class _Response(http.client.HTTPResponse):
+    """Marks a failure that came before the first byte of the status line: `nothing = True`."""
+
+    def begin(self) -> None:
+        if self.headers is not None:  # type: ignore[has-type]
+            return
+        try:
+            arrived = bool(self.fp.peek(1))  # one read, into the buffer the status line is read from
+        except _CLOSED as exc:
+            exc.nothing = True  # type: ignore[attr-defined]
+            raise
+        try:
+            super().begin()
+        except http.client.RemoteDisconnected as exc:
+            exc.nothing = not arrived  # type: ignore[attr-defined]
+            raise
+
+
+class _Watched:
+    """Mixin: register the socket with the current URL's guard, count the responses served."""
+
+    sock: socket.socket | None
+    response_class: type[http.client.HTTPResponse] = _Response
+    served = 0  # responses since this socket was opened
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        guard = current_guard()
+        if guard is not None:  # a proxy's CONNECT answer is read on this socket, under the deadline too
+            guard.attach(sock)
+        return sock  # type: ignore[no-any-return]
+
+    def connect(self) -> None:
+        self.served = 0
+        super().connect()  # type: ignore[misc]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        guard = current_guard()
+        if guard is not None and guard.fresh and self.served and self.sock is not None:
+            self.close()  # type: ignore[attr-defined]  # a new socket is opened for this request
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        guard = current_guard()
+        if guard is not None:
+            guard.attach(self.sock)
+        reused = self.served > 0
+        try:
+            response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        except (http.client.RemoteDisconnected, *_CLOSED) as exc:
+            exc.stale = reused and getattr(exc, "nothing", False)  # type: ignore[union-attr]
+            raise
+        self.served += 1
+        return response
+
+
+def stale(exc: BaseException) -> bool:
+    """True when `exc` is, or wraps, a request lost with a reused connection before any answer."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if getattr(e, "stale", False):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    return False
+
+
+class WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = WatchedHTTPConnection
+
+
+class WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = WatchedHTTPSConnection
+
+
+POOL_CLASSES = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
