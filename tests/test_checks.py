@@ -9,7 +9,15 @@ import ssl
 import pytest
 import trustme
 
-from fetchpool.checks import REGEX_WINDOW, BodyScan, Checks, CheckSpecError, _der_not_after, header_failure, parse_expect_header
+from fetchpool.checks import (
+    REGEX_WINDOW,
+    BodyScan,
+    Checks,
+    CheckSpecError,
+    _der_not_after,
+    header_failure,
+    parse_expect_header,
+)
 
 
 def feed(scan: BodyScan, body: bytes, size: int) -> None:

@@ -25,11 +25,23 @@ def test_rows_survive_between_runs_and_changes_are_seen(tmp_path: Path) -> None:
     with State(path) as state:
         prev = state.lookup(["GET http://127.0.0.1/a", "GET http://127.0.0.1/absent"])
         assert list(prev) == ["GET http://127.0.0.1/a"]
-        same, changed = observe("GET http://127.0.0.1/a", prev["GET http://127.0.0.1/a"], status=200, ok=True, error=None, sha256="h1", now=2.0)
+        same, changed = observe(
+            "GET http://127.0.0.1/a",
+            prev["GET http://127.0.0.1/a"],
+            status=200,
+            ok=True,
+            error=None,
+            sha256="h1",
+            now=2.0,
+        )
         assert changed is False and same.changed_at == 1.0 and same.checked_at == 2.0
-        broken, changed = observe("GET http://127.0.0.1/a", same, status=500, ok=False, error=None, sha256="h2", now=3.0)
+        broken, changed = observe(
+            "GET http://127.0.0.1/a", same, status=500, ok=False, error=None, sha256="h2", now=3.0
+        )
         assert changed is True and broken.fails_in_a_row == 1 and broken.changed_at == 3.0
-        again, changed = observe("GET http://127.0.0.1/a", broken, status=500, ok=False, error=None, sha256="h2", now=4.0)
+        again, changed = observe(
+            "GET http://127.0.0.1/a", broken, status=500, ok=False, error=None, sha256="h2", now=4.0
+        )
         assert changed is False and again.fails_in_a_row == 2
         state.store([again])
     with State(path) as state:
@@ -112,4 +124,3 @@ def test_kill_9_at_any_moment_never_corrupts_the_state(tmp_path: Path) -> None:
         assert len(batches) <= 1  # a batch is one transaction: it landed whole, or not at all
         with State(path, wait=5) as state:  # and the next run opens it normally
             assert state.count() in (0, 200)
-
