@@ -113,8 +113,10 @@ class BodyScan:
     def __init__(self, checks: Checks | None, hash_body: bool) -> None:
         self.hasher = hashlib.sha256() if hash_body else None
         checks = checks or Checks()
-        self.expect = [*map(_Needle, checks.expect_body), *map(_Pattern, checks.expect_regex)]
-        self.reject = [*map(_Needle, checks.reject_body), *map(_Pattern, checks.reject_regex)]
+        self.expect: list[_Needle | _Pattern] = [*map(_Needle, checks.expect_body)]
+        self.expect += map(_Pattern, checks.expect_regex)
+        self.reject: list[_Needle | _Pattern] = [*map(_Needle, checks.reject_body)]
+        self.reject += map(_Pattern, checks.reject_regex)
 
     def feed(self, chunk: bytes) -> None:
         if self.hasher is not None:
