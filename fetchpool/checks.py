@@ -1,22 +1,16 @@
 """Checks beyond the status code: body content, headers, response time, certificate expiry.
 
 A `200` error page or a certificate that expires tomorrow passes a status check; these
-catch them. The body is examined as it streams past (the same pass that counts and
-hashes it), never held: a text needle keeps only `len(needle) - 1` bytes of overlap
-between chunks, a regex keeps `REGEX_WINDOW` bytes, so a match that spans chunks is
-still found and memory stays bounded whatever the body's size.
+catch them. Body checks run in `body.BodyScan`, as the body streams past.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-REGEX_WINDOW = 64 * 1024  # a regex match longer than this may be missed across chunks
 
 
 class CheckSpecError(ValueError):
@@ -65,82 +59,6 @@ def parse_expect_header(text: str) -> tuple[str, str]:
     if not sep or not name.strip() or any(c in name.strip() for c in " \t"):
         raise CheckSpecError(f"--expect-header takes 'Name: REGEX', got {text!r}")
     return name.strip(), pattern.strip()
-
-
-class _Needle:
-    """A fixed byte string looked for across chunk boundaries."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.needle = text.encode("utf-8")
-        self.tail = b""
-        self.found = False
-
-    def feed(self, chunk: bytes) -> None:
-        if self.found:
-            return
-        window = self.tail + chunk
-        if self.needle in window:
-            self.found = True
-            self.tail = b""
-            return
-        self.tail = window[-(len(self.needle) - 1) :] if len(self.needle) > 1 else b""
-
-
-class _Pattern:
-    """A regex over a sliding window of the body."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.regex = re.compile(text.encode("utf-8"))
-        self.tail = b""
-        self.found = False
-
-    def feed(self, chunk: bytes) -> None:
-        if self.found:
-            return
-        window = self.tail + chunk
-        if self.regex.search(window):
-            self.found = True
-            self.tail = b""
-            return
-        self.tail = window[-REGEX_WINDOW:]
-
-
-class BodyScan:
-    """Fed every chunk of one body: hashes it and runs the body checks, holding no body."""
-
-    def __init__(self, checks: Checks | None, hash_body: bool) -> None:
-        self.hasher = hashlib.sha256() if hash_body else None
-        checks = checks or Checks()
-        self.expect: list[_Needle | _Pattern] = [*map(_Needle, checks.expect_body)]
-        self.expect += map(_Pattern, checks.expect_regex)
-        self.reject: list[_Needle | _Pattern] = [*map(_Needle, checks.reject_body)]
-        self.reject += map(_Pattern, checks.reject_regex)
-
-    def feed(self, chunk: bytes) -> None:
-        if self.hasher is not None:
-            self.hasher.update(chunk)
-        for matcher in self.expect:
-            matcher.feed(chunk)
-        for matcher in self.reject:
-            matcher.feed(chunk)
-
-    def sha256(self) -> str | None:
-        return self.hasher.hexdigest() if self.hasher is not None else None
-
-    def failure(self, truncated: bool) -> str | None:
-        """The first body check that failed, in words; None when all passed."""
-        for matcher in self.reject:
-            if matcher.found:
-                what = "matches" if isinstance(matcher, _Pattern) else "contains"
-                return f"body {what} {matcher.text!r} (rejected)"
-        for matcher in self.expect:
-            if not matcher.found:
-                what = "does not match" if isinstance(matcher, _Pattern) else "does not contain"
-                within = " within --max-bytes" if truncated else ""
-                return f"body {what} {matcher.text!r}{within}"
-        return None
 
 
 def header_failure(checks: Checks, headers: Mapping[str, str]) -> str | None:

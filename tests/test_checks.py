@@ -9,9 +9,8 @@ import ssl
 import pytest
 import trustme
 
+from fetchpool.body import REGEX_WINDOW, BodyScan
 from fetchpool.checks import (
-    REGEX_WINDOW,
-    BodyScan,
     Checks,
     CheckSpecError,
     _der_not_after,
@@ -79,3 +78,20 @@ def test_not_after_is_read_from_the_der_certificate(days: int) -> None:
     cert = trustme.CA().issue_cert("127.0.0.1", not_after=not_after)
     der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
     assert _der_not_after(der) == not_after
+
+
+@pytest.mark.parametrize("size", [1, 3, 64 * 1024])
+def test_the_title_is_found_across_chunks_decoded_and_collapsed(size: int) -> None:
+    body = "<html><head><TITLE lang=fr>\n  Caf\u00e9 &amp;   cr\u00e8me\n</title></head>".encode("latin-1")
+    scan = BodyScan(title=True)
+    feed(scan, b" " * 1000 + body, size)
+    assert scan.title is not None and scan.title.text("text/html; charset=ISO-8859-1") == "Café & crème"
+
+
+def test_no_title_and_an_endless_title_are_bounded() -> None:
+    scan = BodyScan(title=True)
+    feed(scan, b"<p>no title here</p>" * 1000, 100)
+    assert scan.title is not None and scan.title.text("text/html") is None and len(scan.title.buffer) <= 256
+    scan = BodyScan(title=True)
+    feed(scan, b"<title>" + b"a" * 100_000, 4096)
+    assert scan.title is not None and len(scan.title.text(None) or "") == 8 * 1024
