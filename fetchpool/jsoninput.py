@@ -1,0 +1,65 @@
+"""One JSON object per input line: a request of its own, with the caller's id and meta.
+
+`{"url": ..., "method": "POST", "headers": {...}, "json": {...}, "id": 7, "meta": {...}}`.
+A line that is not such an object gives an error message (the caller turns it into an
+`invalid_url` record with its line number), never an exception: a pipeline feeding
+fetchpool may produce junk, and one bad object must not cost the rest of the run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+KNOWN = frozenset({"url", "method", "headers", "data", "json", "id", "meta"})
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    """What one JSON line asks for; None fields fall back to the run's options."""
+
+    url: str
+    method: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    json_body: bool = False
+    id: Any = None
+    meta: Any = None
+
+
+def looks_like_json(text: str) -> bool:
+    """`--input-format auto`: a line starting with `{` is a JSON object."""
+    return text.startswith("{")
+
+
+def parse_object(text: str) -> LineRequest | str:
+    """A JSON line -> the request, or a message saying what is wrong with it."""
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return f"not a JSON object: {exc}"
+    if not isinstance(obj, dict):
+        return f"not a JSON object: a JSON {type(obj).__name__}"
+    unknown = sorted(set(obj) - KNOWN)
+    if unknown:
+        return f"unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN))})"
+    url = obj.get("url")
+    if not isinstance(url, str) or not url.strip():
+        return "missing 'url' (a non-empty string)"
+    method = obj.get("method")
+    if method is not None and (not isinstance(method, str) or not method):
+        return "'method' must be a non-empty string"
+    headers = obj.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        return "'headers' must be an object of strings"
+    if "data" in obj and "json" in obj:
+        return "give 'data' or 'json', not both"
+    body, is_json = None, False
+    if "data" in obj:
+        if not isinstance(obj["data"], str):
+            return "'data' must be a string (use 'json' for structured bodies)"
+        body = obj["data"].encode("utf-8")
+    elif "json" in obj:
+        body, is_json = json.dumps(obj["json"], separators=(",", ":")).encode("utf-8"), True
+    return LineRequest(url.strip(), method, tuple(headers.items()), body, is_json, obj.get("id"), obj.get("meta"))

@@ -1,0 +1,97 @@
+"""Body, header, response-time and certificate checks, streamed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ssl
+
+import pytest
+import trustme
+
+from fetchpool.body import REGEX_WINDOW, BodyScan
+from fetchpool.checks import (
+    Checks,
+    CheckSpecError,
+    _der_not_after,
+    header_failure,
+    parse_expect_header,
+)
+
+
+def feed(scan: BodyScan, body: bytes, size: int) -> None:
+    for i in range(0, len(body), size):
+        scan.feed(body[i : i + size])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64 * 1024])
+def test_text_is_found_across_chunk_boundaries(size: int) -> None:
+    body = b"x" * 1000 + b"Welcome home" + b"y" * 1000
+    scan = BodyScan(Checks(expect_body=("Welcome home",), reject_body=("Maintenance",)), hash_body=True)
+    feed(scan, body, size)
+    assert scan.failure(truncated=False) is None
+    assert scan.sha256() == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("size", [1, 5, 4096])
+def test_regex_is_found_across_chunk_boundaries(size: int) -> None:
+    body = b"." * 5000 + b"version: 12.3.4;" + b"." * 100
+    scan = BodyScan(Checks(expect_regex=(r"version: \d+\.\d+\.\d+;",)), hash_body=False)
+    feed(scan, body, size)
+    assert scan.failure(truncated=False) is None
+
+
+def test_missing_and_rejected_text_are_named() -> None:
+    scan = BodyScan(Checks(expect_body=("OK",), reject_regex=(r"[Ee]rror \d+",)), hash_body=False)
+    feed(scan, b"Internal Error 500", 4)
+    assert scan.failure(truncated=False) == "body matches '[Ee]rror \\\\d+' (rejected)"
+    scan = BodyScan(Checks(expect_body=("OK",)), hash_body=False)
+    feed(scan, b"nothing here", 4)
+    assert scan.failure(truncated=True) == "body does not contain 'OK' within --max-bytes"
+
+
+def test_memory_held_between_chunks_is_bounded() -> None:
+    scan = BodyScan(Checks(expect_body=("needle",), expect_regex=("never",)), hash_body=False)
+    for _ in range(200):
+        scan.feed(b"z" * 65536)
+    assert all(len(m.tail) <= REGEX_WINDOW for m in scan.expect)
+
+
+def test_header_checks() -> None:
+    checks = Checks(expect_header=(parse_expect_header("Content-Type: ^text/html"), ("X-Up", "yes")))
+    assert header_failure(checks, {"Content-Type": "text/html; charset=utf-8", "X-Up": "yes"}) is None
+    assert header_failure(checks, {"Content-Type": "application/json", "X-Up": "yes"}).startswith("header Content-Type")
+    assert header_failure(checks, {"Content-Type": "text/html"}) == "header X-Up is missing"
+
+
+def test_bad_check_specs_are_refused() -> None:
+    for bad in (dict(expect_regex=("(",)), dict(expect_body=("",)), dict(max_response_ms=0), dict(cert_days=-1)):
+        with pytest.raises(CheckSpecError):
+            Checks(**bad)
+    with pytest.raises(CheckSpecError):
+        parse_expect_header("no colon")
+
+
+@pytest.mark.parametrize("days", [3, 90, 20000])  # 20000 days: past 2049, a GeneralizedTime
+def test_not_after_is_read_from_the_der_certificate(days: int) -> None:
+    not_after = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)).replace(microsecond=0)
+    cert = trustme.CA().issue_cert("127.0.0.1", not_after=not_after)
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    assert _der_not_after(der) == not_after
+
+
+@pytest.mark.parametrize("size", [1, 3, 64 * 1024])
+def test_the_title_is_found_across_chunks_decoded_and_collapsed(size: int) -> None:
+    body = "<html><head><TITLE lang=fr>\n  Caf\u00e9 &amp;   cr\u00e8me\n</title></head>".encode("latin-1")
+    scan = BodyScan(title=True)
+    feed(scan, b" " * 1000 + body, size)
+    assert scan.title is not None and scan.title.text("text/html; charset=ISO-8859-1") == "Café & crème"
+
+
+def test_no_title_and_an_endless_title_are_bounded() -> None:
+    scan = BodyScan(title=True)
+    feed(scan, b"<p>no title here</p>" * 1000, 100)
+    assert scan.title is not None and scan.title.text("text/html") is None and len(scan.title.buffer) <= 256
+    scan = BodyScan(title=True)
+    feed(scan, b"<title>" + b"a" * 100_000, 4096)
+    assert scan.title is not None and len(scan.title.text(None) or "") == 8 * 1024
