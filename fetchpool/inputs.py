@@ -10,7 +10,7 @@ import codecs
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from requests.exceptions import RequestException
@@ -51,11 +51,20 @@ _PLAIN = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A URL worth fetching: normalised, with where it came from."""
+    """A URL worth fetching, normalised, with where it came from and the request to make.
+
+    A bare URL line leaves the request fields at their defaults (the run's options
+    apply); a JSON line can set them per target. A worker is handed the Target whole.
+    """
 
     url: str
     line: int
     input: str = "-"
+    method: str | None = None  # None: the run's method
+    headers: tuple[tuple[str, str | None], ...] = ()  # over the run's headers; None removes one
+    body: bytes | None = None  # None: the run's -d, if any
+    id: Any = None  # the caller's, echoed in the record (and the key of state and resume)
+    meta: Any = None  # the caller's, echoed in the record unchanged
 
 
 @dataclass(frozen=True, slots=True)

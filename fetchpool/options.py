@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import __version__
+from .checks import Checks
 
 DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
 MAX_CONCURRENCY = 1024
@@ -155,11 +156,25 @@ class Options:
     rate: float | None = None
     rate_per_host: bool = False
     read_ahead: int = field(default=0)
+    # Requests and pipelines. Each is off by default: the default record and path stay as they are.
+    input_format: str = "auto"  # auto | lines | jsonl (auto: a line starting with `{` is JSON)
+    data: bytes | None = None  # -d: a body for every request that has none of its own
+    user: str | None = None  # -u USER:PASS: Basic auth for every request, masked everywhere
+    retry_all_methods: bool = False  # retry POST and other non-idempotent methods too
+    compressed: bool = False  # ask for gzip/deflate (br if available); the cap applies decoded
+    resolve: tuple[tuple[str, int, str], ...] = ()  # --resolve HOST:PORT:ADDR, as curl's
+    include_headers: tuple[str, ...] = ()  # response headers copied into the record's `headers`
+    title: bool = False  # the record's `title`: the HTML <title>, within max_bytes
+    hash_body: bool = False  # the record's `sha256` of the body as read
+    save_dir: str | None = None  # each ok body saved under this folder; the record's `saved_to`
+    checks: Checks = field(default_factory=Checks)  # body, header, time and certificate checks
 
     def __post_init__(self) -> None:
         """Check every setting once, so nothing a user typed can fail later, URL by URL."""
         self._check_numbers()
         self._check_request()
+        if self.input_format not in ("auto", "lines", "jsonl"):
+            raise OptionsError("must be auto, lines or jsonl", "input_format")
         if self.rate_per_host and self.rate is None:
             raise OptionsError("needs a rate", "rate_per_host")
         if self.default_scheme not in ("http", "https"):

@@ -46,12 +46,15 @@ class Result:
     attempts: int = 0
     error: ErrorKind | None = None
     error_message: str | None = None
+    extra: dict[str, Any] | None = None  # EXTRA_FIELDS present in this record; not a JSON key itself
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict; the error kind becomes its string."""
+        """Plain JSON-ready dict; the error kind becomes its string; extra keys come last."""
         d = {name: getattr(self, name) for name in FIELDS}  # asdict() deep-copies: 5x slower
         if self.error is not None:
             d["error"] = self.error.value
+        if self.extra:
+            d.update(self.extra)
         return d
 
     @classmethod
@@ -63,7 +66,23 @@ class Result:
         return cls(url=redact_url(url), line=line, input=source, error=kind, error_message=redact_text(message))
 
 
-FIELDS: tuple[str, ...] = tuple(Result.__dataclass_fields__)
+FIELDS: tuple[str, ...] = tuple(name for name in Result.__dataclass_fields__ if name != "extra")
+# Keys a record carries only when the feature that fills them is on, in this order.
+EXTRA_FIELDS: tuple[str, ...] = (
+    "method",  # JSON-line input that gave its own method
+    "id",  # JSON-line input: the caller's id
+    "meta",  # JSON-line input: the caller's meta
+    "headers",  # --include-header
+    "title",  # --title
+    "sha256",  # --hash, --save-dir, --state
+    "saved_to",  # --save-dir
+    "cert_expires",  # --cert-days (https)
+    "cert_days_left",  # --cert-days (https)
+    "changed",  # --state
+    "prev_status",  # --state
+    "prev_ok",  # --state
+    "fails_in_a_row",  # --state
+)
 
 
 # `scheme://user:password@`: the password runs to the last `@` before the path, as in urllib3.
