@@ -59,7 +59,7 @@ def test_retry_after_beyond_the_limit_gives_up_at_once(server, request) -> None:
     start = time.monotonic()
     r = once(server.url(f"/flaky?key={key(request)}&fail=1&after=120"), max_retry_wait=30)
     assert (r.status, r.attempts, r.ok) == (503, 1, False)
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 10  # waiting would take 30 s (the limit) or 120 s (the header)
 
 
 def test_connection_errors_are_retried() -> None:
