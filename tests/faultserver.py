@@ -77,6 +77,14 @@ from fetchpool.client import Client, fetch_one
 from fetchpool.options import Options
 from fetchpool.result import Result
 
+from servers import Workers
+
+# Deadlines for the fault tests, chosen so that no load on the machine can fail a test, only a bug:
+T = 1.0  # the -t of faults that only the deadline ends (short: every such test waits it out)
+BOUND = T + 2.0  # they end at T plus what a busy machine adds; without a working deadline they never end
+SPARE = 10.0  # the -t of fetches that end by themselves: no load reaches it, only waiting on the deadline does
+FAST = SPARE / 2  # ... so they end well before it
+
 BLOCK = b"x" * 65536
 CHUNK_FRAME = b"%x\r\n" % len(BLOCK) + BLOCK + b"\r\n"
 HEAD_LIMIT = 64 * 1024
@@ -102,6 +110,7 @@ class FaultServer:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._thread = threading.Thread(target=self._accept, name="faultserver", daemon=True)
+        self._workers = Workers("faultserver")
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -141,6 +150,7 @@ class FaultServer:
             except OSError:
                 pass
         self._thread.join(5)
+        self._workers.close()
 
     def _accept(self) -> None:
         while not self.closing.is_set():
@@ -148,7 +158,7 @@ class FaultServer:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            self._workers.submit(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from fetchpool.cli import Environment, ExitCode, main
 from conftest import cli_env, run_cli
 
 README = Path(__file__).parent.parent / "README.md"
+PROMPTLY = 8.0  # well under what waiting for the work in flight would take (20 s and 12.5 s below)
 
 
 def records(stdout: bytes) -> list[dict]:
@@ -92,7 +93,7 @@ def test_exit_2_when_stdin_is_a_terminal_and_no_file() -> None:
     assert "Usage:" in result.output and "--demo" in result.output
 
 
-def _wait_for_line(proc: subprocess.Popen[bytes], deadline: float = 10) -> bytes:
+def _wait_for_line(proc: subprocess.Popen[bytes], deadline: float = 30) -> bytes:
     assert proc.stdout is not None
     end = time.monotonic() + deadline
     line = proc.stdout.readline()
@@ -107,21 +108,21 @@ def _spawn(*args: str) -> subprocess.Popen[bytes]:
 
 
 def _slow_run(server, sig: int, tmp_path: Path) -> tuple[int, float, bytes, bytes]:
-    urls = [server.url("/ok?fast")] + [server.url(f"/delay/8000?i={i}") for i in range(20)]
+    urls = [server.url("/ok?fast")] + [server.url(f"/delay/20000?i={i}") for i in range(20)]
     path = tmp_path / "slow.txt"
     path.write_text("\n".join(urls) + "\n")
-    proc = _spawn("-c", "4", "-t", "30", str(path))
+    proc = _spawn("-c", "4", "-t", "60", str(path))
     first = _wait_for_line(proc)
     start = time.monotonic()
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=30)
     return proc.returncode, time.monotonic() - start, first + out, err
 
 
 def test_ctrl_c_stops_promptly_keeps_finished_records_and_exits_130(server, tmp_path) -> None:
     code, took, out, err = _slow_run(server, signal.SIGINT, tmp_path)
     assert code == ExitCode.INTERRUPTED
-    assert took < 2.0, took
+    assert took < PROMPTLY, took
     got = records(out)
     assert [r["url"] for r in got] == [server.url("/ok?fast")]
     assert b"Traceback" not in err
@@ -162,7 +163,7 @@ def test_a_second_ctrl_c_exits_at_once_even_when_stuck(server, tmp_path) -> None
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(timeout=0.7)  # still stuck writing: a graceful stop waits for the reader
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=2) == ExitCode.INTERRUPTED
+    assert proc.wait(timeout=20) == ExitCode.INTERRUPTED  # stuck on the pipe, it would never exit
 
 
 def test_a_forwarded_double_sigint_is_one_press(server, tmp_path) -> None:
@@ -194,22 +195,23 @@ def test_killed_mid_run_leaves_only_whole_json_lines(server, tmp_path) -> None:
 
 def test_sigterm_stops_like_ctrl_c_with_143(server, tmp_path) -> None:
     code, took, out, err = _slow_run(server, signal.SIGTERM, tmp_path)
-    assert code == ExitCode.TERMINATED and took < 2.0
+    assert code == ExitCode.TERMINATED and took < PROMPTLY, took
     assert len(records(out)) == 1 and b"Traceback" not in err
 
 
 def test_broken_pipe_exits_quietly(server, tmp_path) -> None:
     path = tmp_path / "many.txt"
-    path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
+    urls = [server.url("/ok")] + [server.url(f"/delay/500?i={i}") for i in range(200)]
+    path.write_text("".join(url + "\n" for url in urls))
     proc = _spawn("-c", "8", str(path))
     first = _wait_for_line(proc)
     assert proc.stdout is not None
     proc.stdout.close()  # like `| head -1`
     start = time.monotonic()
-    _, err = proc.communicate(timeout=15)
+    _, err = proc.communicate(timeout=30)
     assert json.loads(first)["status"] == 200
     assert proc.returncode == ExitCode.BROKEN_PIPE
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < PROMPTLY  # the whole list takes 200 / 8 * 0.5 s = 12.5 s at least
     assert err == b"", err.decode()
 
 

@@ -23,11 +23,19 @@ from fetchpool.inputs import read_lines
 from fetchpool.pool import fetch
 from fetchpool.result import ErrorKind, Result
 
-from faultserver import LOOKUPS, FaultServer, loopback_getaddrinfo, options, serving, timed_fetch
+from faultserver import (
+    BOUND,
+    FAST,
+    LOOKUPS,
+    SPARE,
+    FaultServer,
+    T,
+    loopback_getaddrinfo,
+    options,
+    serving,
+    timed_fetch,
+)
 
-T = 1.0  # the -t of every fault below
-BOUND = T + 0.6  # a fetch past its deadline must end within this
-FAST = 0.5  # faults that need no deadline must end within this
 MiB = 1024 * 1024
 
 
@@ -125,7 +133,7 @@ def test_no_request_is_started_after_the_deadline(faults: FaultServer, monkeypat
 
     monkeypatch.setattr(client_module, "_drain", drain_then_expire)
     monkeypatch.setattr(HTTPAdapter, "send", watched_send)
-    result, took = timed_fetch(faults.url("/to?url=/ok"), "deadline passes while draining a redirect", timeout=T)
+    result, took = timed_fetch(faults.url("/to?url=/ok"), "deadline passes while draining a redirect", timeout=SPARE)
     assert result.error is ErrorKind.TIMEOUT
     assert late == [], "a request was sent after the deadline"
     assert result.status == 302  # the last answer that came within the deadline
@@ -152,11 +160,13 @@ def test_connect_deadline_against_a_full_accept_queue() -> None:
                 s.setblocking(False)
                 s.connect_ex(("127.0.0.1", port))
                 fillers.append(s)
-            result, took = timed_fetch(f"http://127.0.0.1:{port}/", "full accept queue", timeout=3, connect_timeout=0.3)
+            result, took = timed_fetch(
+                f"http://127.0.0.1:{port}/", "full accept queue", timeout=SPARE, connect_timeout=0.3
+            )
         finally:
             for s in fillers:
                 s.close()
-    assert_fault(result, ErrorKind.TIMEOUT, took, 0.9)
+    assert_fault(result, ErrorKind.TIMEOUT, took)  # the connect timeout, not the total one
     assert took >= 0.28
     assert result.error_message == f"timed out connecting to 127.0.0.1:{port} after 0.3 s"
 
@@ -166,7 +176,7 @@ def test_connect_deadline_against_a_full_accept_queue() -> None:
 
 def test_connection_refused_is_connect() -> None:
     port = FaultServer.refused_port()
-    result, took = timed_fetch(f"http://127.0.0.1:{port}/x", "refused", timeout=T)
+    result, took = timed_fetch(f"http://127.0.0.1:{port}/x", "refused", timeout=SPARE)
     assert_fault(result, ErrorKind.CONNECT, took)
     assert result.error_message == f"connection refused by 127.0.0.1:{port}"
 
@@ -184,7 +194,7 @@ def test_failed_lookup_is_dns_not_connect(monkeypatch: pytest.MonkeyPatch, errno
         raise socket.gaierror(errno, text)
 
     monkeypatch.setattr(socket, "getaddrinfo", failing)
-    result, took = timed_fetch("http://no-such-host.test:8080/x", f"getaddrinfo {text}", timeout=T)
+    result, took = timed_fetch("http://no-such-host.test:8080/x", f"getaddrinfo {text}", timeout=SPARE)
     assert asked == ["no-such-host.test"]
     assert_fault(result, ErrorKind.DNS, took)
     assert result.error_message == f"could not resolve host no-such-host.test: {text[0].lower()}{text[1:]}"
@@ -192,7 +202,7 @@ def test_failed_lookup_is_dns_not_connect(monkeypatch: pytest.MonkeyPatch, errno
 
 def test_invalid_tld_is_answered_without_a_lookup() -> None:
     LOOKUPS.clear()
-    result, took = timed_fetch("http://xn--bcher-kva.invalid/", "IDN under .invalid", timeout=T)
+    result, took = timed_fetch("http://xn--bcher-kva.invalid/", "IDN under .invalid", timeout=SPARE)
     assert_fault(result, ErrorKind.DNS, took)
     assert LOOKUPS == []
 
@@ -201,7 +211,7 @@ def test_invalid_tld_is_answered_without_a_lookup() -> None:
 def test_dead_proxy_is_connect_and_names_the_proxy(monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
     port = FaultServer.refused_port()
     monkeypatch.setenv(f"{scheme.upper()}_PROXY", f"http://user:pr0xypass@127.0.0.1:{port}")
-    result, took = timed_fetch(f"{scheme}://origin.test/", f"{scheme} via a dead proxy", timeout=T)
+    result, took = timed_fetch(f"{scheme}://origin.test/", f"{scheme} via a dead proxy", timeout=SPARE)
     assert_fault(result, ErrorKind.CONNECT, took)
     assert result.error_message == f"could not use the proxy 127.0.0.1:{port}: connection refused"
 
@@ -219,20 +229,22 @@ def test_misbehaving_http_proxy(
 ) -> None:
     """An HTTP proxy gets the absolute URL; the fault server picks its behaviour from the path."""
     monkeypatch.setenv("HTTP_PROXY", faults.base)
-    result, took = timed_fetch(f"http://origin.test{path}", f"proxy {path}", timeout=T)
+    result, took = timed_fetch(
+        f"http://origin.test{path}", f"proxy {path}", timeout=T if kind is ErrorKind.TIMEOUT else SPARE
+    )
     assert_fault(result, kind, took, limit)
 
 
 def test_proxy_refusing_the_tunnel_is_connect(faults: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", faults.base)  # answers CONNECT with 404
-    result, took = timed_fetch("https://origin.test/", "proxy refuses CONNECT", timeout=T)
+    result, took = timed_fetch("https://origin.test/", "proxy refuses CONNECT", timeout=SPARE)
     assert_fault(result, ErrorKind.CONNECT, took)
     assert result.error_message == "could not use the proxy: Tunnel connection failed: 404 Not Found"
 
 
 def test_unresolvable_proxy_is_dns_and_says_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://no-such-proxy.test:3128")
-    result, took = timed_fetch("https://origin.test/", "unresolvable proxy", timeout=T)
+    result, took = timed_fetch("https://origin.test/", "unresolvable proxy", timeout=SPARE)
     assert_fault(result, ErrorKind.DNS, took)
     assert (result.error_message or "").startswith("could not resolve proxy host no-such-proxy.test")
 
@@ -291,7 +303,7 @@ def test_unresolvable_proxy_is_dns_and_says_proxy(monkeypatch: pytest.MonkeyPatc
 def test_broken_answers(
     faults: FaultServer, path: str, kind: ErrorKind, status: int | None, size: int, message: str
 ) -> None:
-    result, took = timed_fetch(faults.url(path), path, timeout=T)
+    result, took = timed_fetch(faults.url(path), path, timeout=SPARE)
     assert_fault(result, kind, took)
     assert (result.status, result.bytes, result.truncated) == (status, size, False)
     assert result.error_message == message
@@ -299,7 +311,7 @@ def test_broken_answers(
 
 def test_close_without_reading_the_request_is_protocol() -> None:
     with serving(on_accept="slam") as srv:
-        result, took = timed_fetch(srv.url("/"), "closed at once, request unread", timeout=T)
+        result, took = timed_fetch(srv.url("/"), "closed at once, request unread", timeout=SPARE)
     assert_fault(result, ErrorKind.PROTOCOL, took)
 
 
@@ -313,16 +325,16 @@ def test_close_without_reading_the_request_is_protocol() -> None:
     ],
 )
 def test_odd_but_readable_answers_are_ok(faults: FaultServer, path: str, size: int) -> None:
-    result, took = timed_fetch(faults.url(path), path, timeout=T)
+    result, took = timed_fetch(faults.url(path), path, timeout=SPARE)
     assert (result.ok, result.status, result.bytes, result.error) == (True, 200, size, None), result
     assert took < FAST
 
 
 def test_compressed_body_is_counted_as_sent_not_inflated(faults: FaultServer) -> None:
     """20 MiB of zeros gzipped to ~20 KB: `bytes` is the wire size, nothing is decompressed."""
-    result, took = timed_fetch(faults.url("/gzip-bomb"), "gzip bomb", timeout=5, max_bytes=MiB)
+    result, took = timed_fetch(faults.url("/gzip-bomb"), "gzip bomb", timeout=SPARE, max_bytes=MiB)
     assert result.ok and not result.truncated and 10_000 < result.bytes < 50_000
-    assert took < 2
+    assert took < FAST
 
 
 # -- endless bodies: the cap holds and memory stays flat --------------------------------------------
@@ -335,24 +347,24 @@ def test_endless_body_stops_at_max_bytes_with_flat_memory(faults: FaultServer, p
     try:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
-        result, took = timed_fetch(faults.url(path), f"{path} (max_bytes 50 MiB)", timeout=10, max_bytes=cap)
+        result, took = timed_fetch(faults.url(path), f"{path} (max_bytes 50 MiB)", timeout=3 * SPARE, max_bytes=cap)
         peak = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
     print(f"\nMEMORY {path}: tracemalloc peak {peak / 1024:.0f} KiB while {cap // MiB} MiB went by")
     assert (result.ok, result.status, result.bytes, result.truncated, result.error) == (True, 200, cap, True, None)
     assert peak < 2 * MiB, f"peak {peak / MiB:.1f} MiB while reading {cap / MiB:.0f} MiB"
-    assert took < 8
+    assert took < 2 * SPARE  # the cap ended it, not the deadline
 
 
 # -- redirects ----------------------------------------------------------------------------------------
 
 
 def test_redirect_loop_is_too_many_redirects(faults: FaultServer) -> None:
-    result, took = timed_fetch(faults.url("/loop"), "redirect loop", timeout=T)
+    result, took = timed_fetch(faults.url("/loop"), "redirect loop", timeout=SPARE)
     assert_fault(result, ErrorKind.TOO_MANY_REDIRECTS, took)
     assert (result.redirects, result.status, result.error_message) == (10, 302, "more than 10 redirects")
-    three, _ = timed_fetch(faults.url("/loop"), "redirect loop, --max-redirects 3", timeout=T, max_redirects=3)
+    three, _ = timed_fetch(faults.url("/loop"), "redirect loop, --max-redirects 3", timeout=SPARE, max_redirects=3)
     assert (three.error, three.redirects) == (ErrorKind.TOO_MANY_REDIRECTS, 3)
 
 
@@ -378,7 +390,7 @@ def test_redirect_to_another_scheme_reads_and_connects_nothing(
         opened: list[str] = []
         _WATCHING.append(opened)
         try:
-            result, took = timed_fetch(faults.url(f"/to?url={target}"), f"redirect to {target}", timeout=T)
+            result, took = timed_fetch(faults.url(f"/to?url={target}"), f"redirect to {target}", timeout=SPARE)
         finally:
             _WATCHING.clear()
         trap.setblocking(False)
@@ -401,7 +413,7 @@ def test_redirect_to_another_scheme_reads_and_connects_nothing(
     ],
 )
 def test_redirect_to_a_bad_location(faults: FaultServer, location: str, kind: ErrorKind) -> None:
-    result, took = timed_fetch(faults.url(f"/to?url={location}"), f"redirect to {location}", timeout=T)
+    result, took = timed_fetch(faults.url(f"/to?url={location}"), f"redirect to {location}", timeout=SPARE)
     assert_fault(result, kind, took)
     assert result.status == 302
 
@@ -409,7 +421,7 @@ def test_redirect_to_a_bad_location(faults: FaultServer, location: str, kind: Er
 def test_redirect_with_a_password_to_a_refused_port_leaks_no_password(faults: FaultServer) -> None:
     port = FaultServer.refused_port()
     result, took = timed_fetch(
-        faults.url(f"/to?url=http://alice:s3cretpw@127.0.0.1:{port}/x"), "redirect with password", timeout=T
+        faults.url(f"/to?url=http://alice:s3cretpw@127.0.0.1:{port}/x"), "redirect with password", timeout=SPARE
     )
     assert_fault(result, ErrorKind.CONNECT, took)
     assert "s3cretpw" not in f"{result.error_message} {result.final_url}"  # `url` is the input, query and all
@@ -455,7 +467,7 @@ def test_malformed_lines_give_one_record_each_and_never_crash(faults: FaultServe
     ]
     data = b"\n".join([line for line, _ in BAD_LINES] + good + [b"", b"# comment", b"   "])
     start = time.monotonic()
-    results = list(fetch(read_lines(BytesIO(data)), options(concurrency=8, timeout=T, default_scheme="http")))
+    results = list(fetch(read_lines(BytesIO(data)), options(concurrency=8, timeout=SPARE, default_scheme="http")))
     took = time.monotonic() - start
     by_line = {r.line: r for r in results}
     assert len(results) == len(by_line) == len(BAD_LINES) + len(good)
@@ -466,12 +478,13 @@ def test_malformed_lines_give_one_record_each_and_never_crash(faults: FaultServe
         print(f"\nLINE {line[:50]!r}: error={record.error} message={record.error_message!r}")
     for number in range(len(BAD_LINES) + 1, len(BAD_LINES) + len(good) + 1):
         assert by_line[number].ok and by_line[number].status in (200, 404), by_line[number]
-    assert took < 3
+    assert took < FAST
 
 
 # -- everything at once -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_5000_lines_mixing_every_fault_at_concurrency_64(server, faults: FaultServer) -> None:
     refused = FaultServer.refused_port()
     fault_lines: list[tuple[str, ErrorKind | None]] = [
@@ -508,9 +521,10 @@ def test_5000_lines_mixing_every_fault_at_concurrency_64(server, faults: FaultSe
         lines.append(url)
         expected[len(lines)] = kind
     start = time.monotonic()
-    # Client and servers share one process (and its GIL): at 64 in flight a new connection costs
-    # ~50 ms, so a 10-hop loop over Connection: close would brush the 1 s deadline. 3 hops do not.
-    run = options(concurrency=64, timeout=T, max_bytes=MiB, max_redirects=3, default_scheme="http")
+    # Client and servers share one process and its GIL: on a busy machine a burst of 64 new
+    # connections can take a second or more to be served. The deadline is SPARE so that only a
+    # bug fails a fast line; the hanging lines still wait it out. 3 hops keep the loops cheap.
+    run = options(concurrency=64, timeout=SPARE, max_bytes=MiB, max_redirects=3, default_scheme="http")
     results = list(fetch(lines, run))
     took = time.monotonic() - start
     print(f"\n5000 lines, {len(lines)} with blanks and comments: {took:.2f} s")
@@ -525,5 +539,7 @@ def test_5000_lines_mixing_every_fault_at_concurrency_64(server, faults: FaultSe
     assert not wrong, wrong[:10]
     assert all(r.ok for r in results if expected[r.line] is None)
     assert sum(r.truncated for r in results) == 20
-    assert all(r.elapsed_ms < BOUND * 1000 for r in results), max(r.elapsed_ms for r in results)
-    assert took < 30
+    hung = [r.elapsed_ms for r in results if r.error is ErrorKind.TIMEOUT]
+    assert len(hung) == 40 and min(hung) >= SPARE * 950, min(hung)  # they waited for the deadline
+    assert all(r.elapsed_ms < (SPARE + BOUND - T) * 1000 for r in results), max(r.elapsed_ms for r in results)
+    assert took < 4 * SPARE  # the 40 hanging lines overlapped: one after another they would take 40 * SPARE

@@ -39,10 +39,10 @@ def test_per_host_caps_each_host_but_hosts_run_side_by_side(hosts) -> None:
 
 def test_a_busy_host_does_not_hold_workers_or_stall_others(hosts) -> None:
     one, two = hosts
-    slow = urls_for(one, "127.0.0.1", 6, 300)
+    slow = urls_for(one, "127.0.0.1", 3, 1000)
     fast = urls_for(two, "127.0.0.2", 6, 1)
     order = [r.url for r in fetch(slow + fast, Options(concurrency=4, per_host=1, retries=0))]
-    assert set(order[:6]) >= set(fast[:5])  # the other host went by while the slow one waited its turn
+    assert set(order[:7]) >= set(fast)  # the other host went by while the slow one waited its turn
     assert one.peak[f"127.0.0.1:{one.server_address[1]}"] == 1
 
 
@@ -56,14 +56,13 @@ def test_global_rate_spaces_requests(hosts) -> None:
 
 def test_rate_per_host_lets_hosts_proceed_in_parallel(hosts) -> None:
     one, two = hosts
-    urls = urls_for(one, "127.0.0.1", 5, 1) + urls_for(two, "127.0.0.2", 5, 1)
-    list(fetch(urls, Options(concurrency=8, rate=10.0, rate_per_host=True, retries=0)))
-    (a,) = one.arrivals.values()
-    (b,) = two.arrivals.values()
+    urls = urls_for(one, "127.0.0.1", 3, 1) + urls_for(two, "127.0.0.2", 3, 1)
+    list(fetch(urls, Options(concurrency=8, rate=2.0, rate_per_host=True, retries=0)))
+    a, b = (sorted(times) for times in (*one.arrivals.values(), *two.arrivals.values()))
     for times in (a, b):
-        gaps = [y - x for x, y in zip(sorted(times), sorted(times)[1:], strict=False)]
-        assert min(gaps) >= 0.1 * 0.8
-    assert abs(min(a) - min(b)) < 0.08  # the second host did not wait behind the first
+        gaps = [y - x for x, y in zip(times, times[1:], strict=False)]
+        assert min(gaps) >= 0.5 * 0.8
+    assert b[0] < a[1] and a[0] < b[1]  # each host's first request went before the other's second: no shared turn
 
 
 def test_host_gate_bookkeeping() -> None:

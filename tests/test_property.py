@@ -19,7 +19,7 @@ from fetchpool.inputs import read_lines
 from fetchpool.pool import fetch
 from fetchpool.result import ErrorKind
 
-from faultserver import loopback_getaddrinfo, options
+from faultserver import BOUND, T, loopback_getaddrinfo, options
 
 BOM = b"\xef\xbb\xbf"
 NEVER = {ErrorKind.INTERNAL}
@@ -104,6 +104,6 @@ def test_one_record_per_counted_line(good_urls: list[bytes]) -> None:
             assert r.error not in NEVER, r
             assert r.ok == (r.error is None and r.status is not None and 200 <= r.status < 400)
             assert r.error is None or (r.error_message and "\n" not in r.error_message), r
-            assert r.elapsed_ms < 1500, r
+            assert r.elapsed_ms < (0.5 + BOUND - T) * 1000, r  # the deadline, plus what a busy machine adds
 
     check()

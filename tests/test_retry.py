@@ -59,7 +59,7 @@ def test_retry_after_beyond_the_limit_gives_up_at_once(server, request) -> None:
     start = time.monotonic()
     r = once(server.url(f"/flaky?key={key(request)}&fail=1&after=120"), max_retry_wait=30)
     assert (r.status, r.attempts, r.ok, r.error) == (503, 1, False, None)
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 10  # waiting would take 30 s (the limit) or 120 s (the header)
     assert r.error_message == "Retry-After 120 s exceeds --max-retry-wait 30 s; not retried"
 
 
