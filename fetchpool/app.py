@@ -114,15 +114,11 @@ class Stopper:
 
 def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
     """Run the fetch, write every record, show or print the summary; return the exit code."""
-    from . import fastheaders
     from .output.stats import Stats
     from .pool import run
+    from .pool.worker import setup_process
 
-    fastheaders.install()
-    if not options.verify:  # asked for with -k: one warning per host would flood stderr
-        import urllib3
-
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    setup_process(options)
     stopper = Stopper()
     stopper.install()
     stats = Stats()
@@ -130,21 +126,22 @@ def drive(env: Environment, files: tuple[str, ...], demo: int | None, options: O
     with ExitStack() as stack:
         items = _items(env, files, demo, options, stack)
         fetching = stopper.run = run(items, options)
-        records = _records_writer(env, plan, fetching, stack)
+        records = _records_writer(env, plan, stack)
         live = _live_view(env, plan, stats, files, demo, stopper, stack)
-        fetching.on_idle = getattr(records, "flush", None)
         try:
-            for result in fetching:
-                plan.accept.apply(result)
-                stats.add(result)
-                failing |= plan.fail_on.fails(result)
+            for batch in fetching.batches():
+                for result in batch:
+                    plan.accept.apply(result)
+                    stats.add(result)
+                    failing |= plan.fail_on.fails(result)
+                    if live is not None and plan.keep(result):
+                        live.write(result)
                 if records is not None:
-                    records.write(result)
-                if live is not None and plan.keep(result):
-                    live.write(result)
+                    records.write_batch(batch)
             if records is not None:
                 records.close()
         except BrokenPipeError:
+            fetching.close()
             _silence_stdout()
             os._exit(ExitCode.BROKEN_PIPE)
         stats.finish()
@@ -175,7 +172,7 @@ def _items(
     return parse(demo_server.urls(base, demo), "demo", options.default_scheme)
 
 
-def _records_writer(env: Environment, plan: OutputPlan, fetching: Any, stack: ExitStack) -> Any:
+def _records_writer(env: Environment, plan: OutputPlan, stack: ExitStack) -> Any:
     """The writer for the records, or None when the live view on stdout is all there is."""
     fmt = plan.record_format(env)
     if fmt == "table" and plan.output is None and env.stdout_isatty:
@@ -188,15 +185,15 @@ def _records_writer(env: Environment, plan: OutputPlan, fetching: Any, stack: Ex
         stream = stack.enter_context(atomic_path(plan.output, newline="" if fmt == "csv" else None))
     else:
         stream = stack.enter_context(open(plan.output, "w", encoding="utf-8"))
-    writer = _format_writer(fmt, stream, plan, fetching, env)
+    writer = _format_writer(fmt, stream, plan, env)
     return Filtered(writer, plan.keep) if plan.keep.active else writer
 
 
-def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, env: Environment) -> Any:
+def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, env: Environment) -> Any:
     if fmt == "jsonl":
         from .output.jsonl import JsonLinesWriter
 
-        return JsonLinesWriter(stream, fetching.pending, plan.fields)
+        return JsonLinesWriter(stream, plan.fields)
     if fmt == "json":
         from .output.jsonarray import JsonArrayWriter
 
@@ -204,7 +201,7 @@ def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, en
     if fmt == "csv":
         from .output.csvout import CsvWriter
 
-        return CsvWriter(stream, plan.fields, fetching.pending)
+        return CsvWriter(stream, plan.fields)
     from .output.table import PipeConsole, TableWriter
 
     return TableWriter(PipeConsole(file=stream, no_color=env.no_color, highlight=False))

@@ -64,6 +64,20 @@ class ByteSize(click.ParamType):
     help="Requests in flight at once (worker threads).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["threads", "processes", "ray"]),
+    default="threads",
+    show_default=True,
+    help="Where fetches run: threads in this process, worker processes, or a Ray cluster.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1),
+    default=None,
+    metavar="P",
+    help="Worker processes for --engine processes or ray (default: one per CPU); -c is shared among them.",
+)
+@click.option(
     "--per-host",
     type=click.IntRange(1),
     default=None,
@@ -245,6 +259,7 @@ def main(ctx: click.Context, files: tuple[str, ...], **flags: Any) -> None:
     plan = _plan(flags)
     options = _options(flags)
     _check_ca_bundle(options)
+    _check_engine(options)
     from .app import drive
 
     try:
@@ -276,6 +291,17 @@ def _check_ca_bundle(options: Options) -> None:
         path = os.environ.get(var)
         if path and options.verify and not os.path.exists(path):
             raise click.UsageError(f"{var}={path!r}: no such file")
+
+
+def _check_engine(options: Options) -> None:
+    """An engine that cannot run here (Ray not installed) is a usage error, before any fetch."""
+    if options.engine == "ray":
+        from .pool.rayengine import check_ray
+
+        try:
+            check_ray()
+        except OptionsError as exc:
+            raise click.UsageError(str(exc)) from None
 
 
 def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
@@ -333,6 +359,8 @@ def _options(flags: dict[str, Any]) -> Options:
             per_host=flags["per_host"],
             rate=parse_rate(flags["rate"]) if flags["rate"] is not None else None,
             rate_per_host=flags["rate_per_host"],
+            engine=flags["engine"],
+            processes=flags["processes"] or 0,
         )
     except OptionsError as exc:
         raise click.UsageError(str(exc)) from None

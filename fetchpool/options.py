@@ -6,6 +6,7 @@ The CLI turns flags into one `Options` at its boundary; the core never sees Clic
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from . import __version__
@@ -13,6 +14,7 @@ from . import __version__
 DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
 MAX_CONCURRENCY = 1024
 LIMITED_WINDOW = 2048
+ENGINES = ("threads", "processes", "ray")
 DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read", "protocol"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "tls"})
 
@@ -70,6 +72,8 @@ class Options:
     rate: float | None = None
     rate_per_host: bool = False
     read_ahead: int = field(default=0)
+    engine: str = "threads"
+    processes: int = 0  # worker processes for the processes and ray engines; 0: one per CPU
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -97,6 +101,17 @@ class Options:
         object.__setattr__(self, "method", method)
         if self.read_ahead <= 0:
             object.__setattr__(self, "read_ahead", 2 * self.concurrency)
+        if self.engine not in ENGINES:
+            raise OptionsError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        if self.processes < 0:
+            raise OptionsError("--processes must be at least 1")
+        if self.processes == 0:
+            object.__setattr__(self, "processes", _cpu_count())
+
+    @property
+    def threads_per_process(self) -> int:
+        """`-c` is shared: each of the (at most `concurrency`) processes runs this many threads."""
+        return math.ceil(self.concurrency / min(self.processes, self.concurrency))
 
     @property
     def limited(self) -> bool:
@@ -112,3 +127,11 @@ class Options:
         """
         base = max(self.read_ahead, self.concurrency)
         return max(base, LIMITED_WINDOW) if self.limited else base
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
