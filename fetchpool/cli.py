@@ -61,7 +61,7 @@ class ByteSize(click.ParamType):
     type=click.IntRange(1, MAX_CONCURRENCY),
     default=16,
     show_default=True,
-    help="Requests in flight at once (worker threads).",
+    help="Requests in flight at once, in the whole run (shared among --processes).",
 )
 @click.option(
     "--engine",

@@ -58,7 +58,12 @@ class ThreadEngine:
             self._jobs.put(job)
 
     def shutdown(self, now: bool = False) -> None:
-        """Threads end after their current URL; `now` does not wait for them."""
+        """Threads end after their current URL; `now` drops queued URLs and does not wait."""
+        while now:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
         for _ in self._threads:
             self._jobs.put(None)
         if not now:
