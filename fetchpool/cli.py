@@ -78,6 +78,12 @@ class ByteSize(click.ParamType):
     help="Worker processes for --engine processes or ray (default: one per CPU); -c is shared among them.",
 )
 @click.option(
+    "--ray-address",
+    default=None,
+    metavar="auto|HOST:PORT",
+    help="Ray cluster for --engine ray (default: a local Ray started for the run and stopped after it).",
+)
+@click.option(
     "--per-host",
     type=click.IntRange(1),
     default=None,
@@ -361,6 +367,7 @@ def _options(flags: dict[str, Any]) -> Options:
             rate_per_host=flags["rate_per_host"],
             engine=flags["engine"],
             processes=flags["processes"] or 0,
+            ray_address=flags["ray_address"],
         )
     except OptionsError as exc:
         raise click.UsageError(str(exc)) from None

@@ -74,6 +74,7 @@ class Options:
     read_ahead: int = field(default=0)
     engine: str = "threads"
     processes: int = 0  # worker processes for the processes and ray engines; 0: one per CPU
+    ray_address: str | None = None  # None: a local Ray started for the run; "auto" or HOST:PORT: join it
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:

@@ -28,6 +28,7 @@ from faultserver import FaultServer, serving
 from servers import TestServer, running
 
 ENGINES = ["threads", "processes"]
+WITH_RAY = [*ENGINES, pytest.param("ray", marks=pytest.mark.ray)]  # each ray run starts a local Ray: seconds
 TIMINGS = ("elapsed_ms", "ttfb_ms")
 REFUSED = FaultServer.refused_port()
 
@@ -39,6 +40,8 @@ def faults() -> Iterator[FaultServer]:
 
 
 def options(engine: str, **kw: Any) -> Options:
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed")
     base: dict[str, Any] = dict(engine=engine, processes=2, concurrency=8, timeout=2.0, retries=1, backoff=0.01)
     base["retry_on"] = frozenset({"503", "protocol"})
     base.update(kw)
@@ -93,7 +96,7 @@ def on_threads(server: TestServer, faults: FaultServer) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", WITH_RAY)
 def test_every_engine_gives_the_same_records(server, faults, on_threads, engine: str) -> None:
     lines = mixed_lines(server, faults, f"tag-{engine}")
     got = comparable(list(fetch(lines, options(engine, max_bytes=100_000, max_redirects=3))), f"tag-{engine}")
@@ -131,7 +134,7 @@ def test_ordered_gives_input_order_on_every_engine(server, engine: str) -> None:
     assert lines == list(range(1, 9))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", WITH_RAY)
 def test_an_exception_inside_a_worker_is_an_internal_record(server, engine: str) -> None:
     items = [Target(server.url("/ok"), 1), Target(None, 2), Target(server.url("/ok?b"), 3)]  # type: ignore[arg-type]
     results = sorted(run(items, options(engine)), key=lambda r: r.line)

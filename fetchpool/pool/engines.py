@@ -98,8 +98,11 @@ class PoolEngine:
     (multiprocessing's does) brings the lost capacity back: the new child connects too.
     """
 
-    def __init__(self, options: Options, factory: PoolFactory = process_pool, processes: int | None = None) -> None:
+    def __init__(
+        self, options: Options, factory: PoolFactory = process_pool, processes: int | None = None, network: bool = False
+    ) -> None:
         self.options = options
+        self.network = network  # TCP for workers that may be on other machines (Ray), not a local socket
         self.processes = min(processes or options.processes, options.concurrency)
         self.threads = math.ceil(options.concurrency / self.processes)  # -c is shared: ceil(c / P) each
         self._factory = factory
@@ -117,10 +120,17 @@ class PoolEngine:
         from multiprocessing.connection import Listener
 
         self._deliver = deliver
-        self._listener = Listener(family="AF_UNIX", authkey=self._authkey)
-        args = (self.options, self._listener.address, self._authkey, self.threads)
-        self._pool = self._factory(self.processes, worker.start, args)
-        threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()
+        if self.network:
+            self._listener = Listener(("127.0.0.1", 0), authkey=self._authkey)  # workers on this machine, for now
+        else:
+            self._listener = Listener(family="AF_UNIX", authkey=self._authkey)
+        args = (self.options, self._listener.address, self._authkey, self.threads, not self.network)
+        threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()  # Ray's Pool waits
+        try:
+            self._pool = self._factory(self.processes, worker.start, args)
+        except Exception:
+            self.shutdown(now=True)
+            raise
         self._await_children()
 
     def _await_children(self) -> None:

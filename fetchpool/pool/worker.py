@@ -87,14 +87,15 @@ def setup_process(options: Options) -> None:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
-def start(options: Options, address: Any, authkey: bytes, threads: int) -> None:
+def start(options: Options, address: Any, authkey: bytes, threads: int, block: bool = True) -> None:
     """Pool initialiser of a worker process: set it up, connect to the parent, serve it.
 
     It never returns: the process serves until the parent closes the connection, then
     exits. So the Pool's own worker loop never runs here, and this process never holds
     the lock of the Pool's task queue; a child killed while holding it would leave the
     Pool unable to terminate. Only the parent handles Ctrl-C (a terminal sends it to the
-    whole process group).
+    whole process group). A Pool that waits for its initializer (Ray's) gets `block=False`:
+    serving then runs on a thread.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -105,6 +106,9 @@ def start(options: Options, address: Any, authkey: bytes, threads: int) -> None:
         conn.send(os.getpid())
     except BaseException:  # noqa: BLE001 - the parent is gone, or we cannot serve it
         os._exit(1)
+    if not block:
+        threading.Thread(target=serve, args=(conn, options, threads), name="fetchpool-serve", daemon=True).start()
+        return
     serve(conn, options, threads)
 
 
