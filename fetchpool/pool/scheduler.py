@@ -101,7 +101,11 @@ class Run:
             self._engine.shutdown(now=not finished)
 
     def _deliver(self, seq: int, outcome: Result | Again) -> None:
-        self._done.put((seq, outcome))
+        """Called by the engine's threads. After a stop nothing more is taken: in-flight URLs
+        are abandoned, and a worker killed along with us (SIGTERM to the whole process
+        group) must not turn them into `internal` records."""
+        if not self._stop.is_set():
+            self._done.put((seq, outcome))
 
     # -- input side (feeder thread) ------------------------------------------------------
 
