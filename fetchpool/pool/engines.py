@@ -111,6 +111,7 @@ class PoolEngine:
         self._children: list[_Child] = []
         self._backlog: list[Job] = []  # submitted before any child connected
         self._closing = False
+        self._orphaned = False  # every worker died and none came back
         self._deliver: Deliver = lambda seq, outcome: None
         self._listener: Any = None
         self._authkey = os.urandom(32)
@@ -149,10 +150,28 @@ class PoolEngine:
 
     def submit(self, jobs: Sequence[Job]) -> None:
         with self._lock:
-            if not self._children:
-                self._backlog.extend(jobs)
+            if self._children:
+                return self._send(jobs)
+            if not self._orphaned:
+                self._backlog.extend(jobs)  # a replacement for a dead worker may still connect
                 return
-            self._send(jobs)
+        for job in jobs:
+            self._deliver(job[0], worker.internal(job[1], job[2], "no worker process left to fetch this URL"))
+
+    def _await_replacement(self) -> None:
+        """Every worker died: give a replacement START_TIMEOUT to connect, else fail what waits.
+
+        multiprocessing's Pool starts replacements; Ray's does not restart its actors.
+        """
+        end = time.monotonic() + START_TIMEOUT
+        with self._ready:
+            while not self._children and not self._closing and time.monotonic() < end:
+                self._ready.wait(0.1)
+            if self._children or self._closing:
+                return
+            self._orphaned = True
+            waiting, self._backlog = self._backlog, []
+        self.submit(waiting)
 
     def _send(self, jobs: Sequence[Job]) -> None:
         """Deal jobs to the least busy children (under the lock)."""
@@ -209,6 +228,8 @@ class PoolEngine:
             lost, child.held = child.held, {}
             if self._closing:
                 return
+            if not self._children:
+                threading.Thread(target=self._await_replacement, name="fetchpool-respawn", daemon=True).start()
         message = f"worker process {child.pid} ended while fetching this URL (killed, or out of memory)"
         for seq, job in lost.items():
             deliver(seq, worker.internal(job[1], job[2], message))
