@@ -110,11 +110,6 @@ class Options:
             object.__setattr__(self, "processes", _cpu_count())
 
     @property
-    def threads_per_process(self) -> int:
-        """`-c` is shared: each of the (at most `concurrency`) processes runs this many threads."""
-        return math.ceil(self.concurrency / min(self.processes, self.concurrency))
-
-    @property
     def limited(self) -> bool:
         """Whether per-host or rate limits apply."""
         return self.per_host is not None or self.rate is not None
