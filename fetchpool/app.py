@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -132,15 +132,11 @@ class Stopper:
 
 def drive(env: Environment, files: Sources, demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
     """Run the fetch, write every record, show or print the summary; return the exit code."""
-    from . import fastheaders
     from .output.stats import Stats
     from .pool import run
+    from .pool.worker import setup_process
 
-    fastheaders.install()
-    if not options.verify:  # asked for with -k: one warning per host would flood stderr
-        import urllib3
-
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    setup_process(options)
     _check_streams(env, files, demo, plan)
     stopper = Stopper()
     stopper.install()
@@ -152,21 +148,22 @@ def drive(env: Environment, files: Sources, demo: int | None, options: Options, 
         if typed is not None:  # URLs typed at the terminal: no live view over what is being typed
             items = _then_set(items, typed)
         fetching = stopper.run = run(items, options)
-        records = _records_writer(env, plan, fetching, stack)
+        records = _records_writer(env, plan, stack)
         live = _live_view(env, plan, stats, files, demo, stopper, stack, typed)
-        fetching.on_idle = _both(getattr(records, "flush", None), live.poll if typed and live else None)
         try:
-            for result in fetching:
-                plan.accept.apply(result)
-                stats.add(result)
-                failing |= plan.fail_on.fails(result)
+            for batch in fetching.batches():
+                for result in batch:
+                    plan.accept.apply(result)
+                    stats.add(result)
+                    failing |= plan.fail_on.fails(result)
+                    if live is not None and plan.keep(result):
+                        live.write(result)
                 if records is not None:
-                    records.write(result)
-                if live is not None and plan.keep(result):
-                    live.write(result)
+                    records.write_batch(batch)
             if records is not None:
                 records.close()
         except BrokenPipeError:
+            fetching.close()
             _broken_pipe()
         stats.read = fetching.read
         stats.finish()
@@ -220,7 +217,7 @@ def _named(items: Iterator[Any], path: str | UrlArgument) -> Iterator[Any]:
         yield from items
 
 
-def _records_writer(env: Environment, plan: OutputPlan, fetching: Any, stack: ExitStack) -> Any:
+def _records_writer(env: Environment, plan: OutputPlan, stack: ExitStack) -> Any:
     """The writer for the records, or None when the live view on stdout is all there is.
 
     The output is opened here, before anything is fetched, so a name that cannot be
@@ -241,15 +238,15 @@ def _records_writer(env: Environment, plan: OutputPlan, fetching: Any, stack: Ex
         with naming("write", plan.output):
             plain = open(plan.output, "w", encoding="utf-8")
         stream = stack.enter_context(naming_own("write", plan.output, plain))
-    writer = Guarded(_format_writer(fmt, stream, plan, fetching, env), name)
+    writer = Guarded(_format_writer(fmt, stream, plan, env), name)
     return Filtered(writer, plan.keep) if plan.keep.active else writer
 
 
-def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, env: Environment) -> Any:
+def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, env: Environment) -> Any:
     if fmt == "jsonl":
         from .output.jsonl import JsonLinesWriter
 
-        return JsonLinesWriter(stream, fetching.pending, plan.fields)
+        return JsonLinesWriter(stream, plan.fields)
     from .output import WholeLines
 
     lines = cast(TextIO, WholeLines(stream))  # duck-typed: the writers only write and flush
@@ -260,7 +257,7 @@ def _format_writer(fmt: str, stream: TextIO, plan: OutputPlan, fetching: Any, en
     if fmt == "csv":
         from .output.csvout import CsvWriter
 
-        return CsvWriter(stream, plan.fields, fetching.pending)
+        return CsvWriter(stream, plan.fields)
     from .output.table import PipeConsole, TableWriter
 
     return TableWriter(PipeConsole(file=lines, no_color=env.no_color, highlight=False))
@@ -347,19 +344,6 @@ def _then_set(items: Iterator[Any], event: threading.Event) -> Iterator[Any]:
         yield from items
     finally:
         event.set()
-
-
-def _both(*hooks: Callable[[], None] | None) -> Callable[[], None] | None:
-    """One `on_idle` hook calling each given one in turn (None when none is given)."""
-    called = [hook for hook in hooks if hook is not None]
-    if len(called) < 2:
-        return called[0] if called else None
-
-    def each() -> None:
-        for hook in called:
-            hook()
-
-    return each
 
 
 def _flush(env: Environment) -> None:

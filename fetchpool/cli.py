@@ -106,7 +106,27 @@ class Seconds(click.FloatRange):
     type=click.IntRange(1, MAX_CONCURRENCY),
     default=16,
     show_default=True,
-    help="Requests in flight at once (worker threads).",
+    help="Requests in flight at once, in the whole run (shared among --processes).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["threads", "processes", "ray"]),
+    default="threads",
+    show_default=True,
+    help="Where fetches run: threads in this process, worker processes, or a Ray cluster.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1),
+    default=None,
+    metavar="P",
+    help="Worker processes for --engine processes or ray (default: one per CPU); -c is shared among them.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="auto|HOST:PORT",
+    help="Ray cluster for --engine ray (default: a local Ray started for the run and stopped after it).",
 )
 @click.option(
     "--per-host",
@@ -303,6 +323,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     _check_paths(env, paths if demo is None else (), plan)
     options = _options(flags)
     _check_ca_bundle(options)
+    _check_engine(options)
     from .app import drive, silence_stdout
     from .streams import STDOUT, StreamError
 
@@ -412,6 +433,17 @@ def _check_ca_bundle(options: Options) -> None:
             raise click.UsageError(f"{var}={path!r}: no such file")
 
 
+def _check_engine(options: Options) -> None:
+    """An engine that cannot run here (Ray not installed) is a usage error, before any fetch."""
+    if options.engine == "ray":
+        from .pool.rayengine import check_ray
+
+        try:
+            check_ray()
+        except OptionsError as exc:
+            raise click.UsageError(str(exc)) from None
+
+
 def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
     """The demo should end in seconds: a short deadline and no retries, unless asked for."""
     from .demo import DEMO_TIMEOUT
@@ -477,6 +509,9 @@ def _options(flags: dict[str, Any]) -> Options:
             per_host=flags["per_host"],
             rate=parse_rate(flags["rate"]) if flags["rate"] is not None else None,
             rate_per_host=flags["rate_per_host"],
+            engine=flags["engine"],
+            processes=flags["processes"] or 0,
+            ray_address=flags["ray_address"],
         )
     except OptionsError as exc:
         ctx = click.get_current_context()

@@ -6,6 +6,7 @@ The CLI turns flags into one `Options` at its boundary; the core never sees Clic
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from .checks import Checks
 DEFAULT_USER_AGENT = f"fetchpool/{__version__}"
 MAX_CONCURRENCY = 1024
 LIMITED_WINDOW = 2048
+ENGINES = ("threads", "processes", "ray")
 DEFAULT_RETRY_ON = frozenset({"429", "502", "503", "504", "connect", "timeout", "read", "protocol"})
 RETRYABLE_KINDS = frozenset({"connect", "timeout", "read", "protocol", "dns", "tls"})
 # One day: longer than any wait worth asking for, and far inside what sockets, locks and
@@ -168,6 +170,9 @@ class Options:
     hash_body: bool = False  # the record's `sha256` of the body as read
     save_dir: str | None = None  # each ok body saved under this folder; the record's `saved_to`
     checks: Checks = field(default_factory=Checks)  # body, header, time and certificate checks
+    engine: str = "threads"
+    processes: int = 0  # worker processes for the processes and ray engines; 0: one per CPU
+    ray_address: str | None = None  # None: a local Ray started for the run; "auto" or HOST:PORT: join it
 
     def __post_init__(self) -> None:
         """Check every setting once, so nothing a user typed can fail later, URL by URL."""
@@ -185,6 +190,11 @@ class Options:
         _number("read_ahead", self.read_ahead, -math.inf, math.inf, integer=True)
         if self.read_ahead <= 0:
             object.__setattr__(self, "read_ahead", 2 * self.concurrency)
+        if self.engine not in ENGINES:
+            raise OptionsError(f"must be one of {', '.join(ENGINES)}; got {self.engine!r}", "engine")
+        _number("processes", self.processes, 0, MAX_CONCURRENCY, integer=True)
+        if self.processes == 0:
+            object.__setattr__(self, "processes", _cpu_count())
 
     def _check_numbers(self) -> None:
         _number("concurrency", self.concurrency, 1, MAX_CONCURRENCY, integer=True)
@@ -227,3 +237,11 @@ class Options:
         """
         base = max(self.read_ahead, self.concurrency)
         return max(base, LIMITED_WINDOW) if self.limited else base
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -109,9 +109,9 @@ class Guarded:
         self.writer = writer
         self.name = name
 
-    def write(self, result: Any) -> None:
+    def write_batch(self, results: Any) -> None:
         with naming("write", self.name):
-            self.writer.write(result)
+            self.writer.write_batch(results)
 
     def flush(self) -> None:
         flush = getattr(self.writer, "flush", None)

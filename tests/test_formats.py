@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fetchpool.output.csvout import MAX_BATCH, CsvWriter
+from fetchpool.output.csvout import CsvWriter
 from fetchpool.output.jsonarray import JsonArrayWriter, atomic_path, write_json
 from fetchpool.output.select import (
     DEFAULT_ACCEPT,
@@ -75,31 +75,15 @@ def test_csv_of_no_records_is_just_the_header() -> None:
     assert out.getvalue() == "url,ok\n"
 
 
-def test_csv_flushes_each_row_unless_more_is_waiting() -> None:
+def test_csv_writes_and_flushes_once_per_batch() -> None:
     out = FlushCounter()
-    writer = CsvWriter(out)
-    writer.write(rec())
-    writer.write(rec())
-    assert out.flushes == 2
-    waiting = FlushCounter()
-    writer = CsvWriter(waiting, more_coming=lambda: True)
-    writer.write(rec())
-    assert waiting.flushes == 0
+    writer = CsvWriter(out, ("status",))
+    assert out.getvalue() == ""  # the header waits for the first batch, then goes out with it
+    writer.write_batch([rec(), rec(), rec()])
+    assert out.flushes == 1 and out.getvalue() == "status\n200\n200\n200\n"
+    writer.write(rec(404))  # a batch of one
     writer.close()
-    assert waiting.flushes == 1
-
-
-def test_csv_batches_whole_rows_while_more_is_waiting() -> None:
-    out = io.StringIO()
-    writer = CsvWriter(out, ("status",), more_coming=lambda: True)
-    for _ in range(MAX_BATCH - 1):
-        writer.write(rec())
-    assert out.getvalue() == ""  # header and rows wait for the batch, then go out whole
-    writer.write(rec())
-    assert out.getvalue().count("\n") == 1 + MAX_BATCH
-    writer.write(rec(404))
-    writer.flush()  # the pool's idle hook
-    assert out.getvalue().endswith("200\n404\n")
+    assert out.flushes == 2 and out.getvalue().endswith("200\n404\n")
 
 
 def test_csv_quotes_commas_newlines_and_quotes() -> None:
@@ -273,25 +257,13 @@ def test_record_filter_match_exclude_and_only_failures() -> None:
     assert [r.status for r in records if both(r)] == [500]
 
 
-def test_filtered_writer_passes_on_only_kept_records() -> None:
-    out = io.StringIO()
+def test_filtered_writer_passes_on_only_kept_records_in_one_batch() -> None:
+    out = FlushCounter()
     writer = Filtered(JsonArrayWriter(out, ("status",)), RecordFilter.parse(only_failures=True))
-    for status in (200, 404, 200, 503):
-        writer.write(rec(status))
-    writer.flush()  # passed on to writers that have one
+    writer.write_batch([rec(status) for status in (200, 404, 200, 503)])
+    writer.write_batch([rec(200)])  # nothing kept: nothing written
     writer.close()
     assert json.loads(out.getvalue()) == [{"status": 404}, {"status": 503}]
-    Filtered(LiveLess(), lambda r: True).flush()  # and harmless for those that do not
-
-
-class LiveLess:
-    """A writer with no flush(), like the live view."""
-
-    def write(self, result: Result) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 # --- --accept and --fail-on ----------------------------------------------------------

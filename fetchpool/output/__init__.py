@@ -7,18 +7,43 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, TextIO
 
 from ..result import Result
 
 
 class Writer(Protocol):
-    """Receives every record as it completes, then `close()` once at the end."""
+    """Receives the records in batches (whatever the run has ready), then `close()` once."""
 
-    def write(self, result: Result) -> None: ...
+    def write_batch(self, results: Sequence[Result]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class LineWriter:
+    """A line format: each batch is formatted whole, then written and flushed once.
+
+    The run hands over everything that is ready at once, so at high rates one system call
+    carries many lines, and a finished record never waits for a later one.
+    """
+
+    stream: TextIO
+
+    def text(self, results: Sequence[Result]) -> str:
+        raise NotImplementedError
+
+    def write_batch(self, results: Sequence[Result]) -> None:
+        text = self.text(results)
+        if text:
+            write_lines(self.stream, text)
+
+    def write(self, result: Result) -> None:
+        """One record: a batch of one."""
+        self.write_batch((result,))
+
+    def close(self) -> None:
+        return None
 
 
 PIPE_BUF = 4096  # POSIX: a pipe write of at most this many bytes is never split

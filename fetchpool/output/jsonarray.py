@@ -127,12 +127,13 @@ class JsonArrayWriter:
         self._count = 0
         self._closed = False
 
-    def write(self, result: Result) -> None:
-        self.stream.write(("[\n" if self._count == 0 else ",\n") + self._encode(project(result, self.fields)))
-        self._count += 1
+    def write_batch(self, results: Sequence[Result]) -> None:
+        for result in results:
+            self.stream.write(("[\n" if self._count == 0 else ",\n") + self._encode(project(result, self.fields)))
+            self._count += 1
 
-    def flush(self) -> None:
-        self.stream.flush()
+    def write(self, result: Result) -> None:
+        self.write_batch((result,))
 
     def close(self) -> None:
         if self._closed:

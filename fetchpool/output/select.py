@@ -134,15 +134,10 @@ class Filtered:
         self.writer = writer
         self.keep = keep
 
-    def write(self, result: Result) -> None:
-        if self.keep(result):
-            self.writer.write(result)
-
-    def flush(self) -> None:
-        """Pass the pool's idle hook on, for writers that batch."""
-        flush = getattr(self.writer, "flush", None)
-        if flush is not None:
-            flush()
+    def write_batch(self, results: Sequence[Result]) -> None:
+        kept = [r for r in results if self.keep(r)]
+        if kept:
+            self.writer.write_batch(kept)
 
     def close(self) -> None:
         self.writer.close()

@@ -6,7 +6,7 @@ shared with the live view, so both show a record the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -162,6 +162,10 @@ class TableWriter:
             self.console.print(f"[bold]{head}[/]", highlight=False)
             self._header = True
         self.console.print(self.row(result), highlight=False, overflow="ellipsis", no_wrap=True)
+
+    def write_batch(self, results: Sequence[Result]) -> None:
+        for result in results:
+            self.write(result)
 
     def row(self, result: Result) -> str:
         if result.error is not None:

@@ -1,0 +1,274 @@
+"""Where fetches run: threads in this process, or processes behind any Pool-API factory.
+
+An engine only starts workers, takes jobs and hands each outcome to `deliver`; all
+scheduling (window, limits, retries, order, stop) is the scheduler's, on the caller's
+thread, the same for every engine. `submit` never blocks: the scheduler keeps at most
+`concurrency` jobs in flight, which is never more than the engine's threads.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ..options import Options
+from . import worker
+from .worker import Deliver, Job
+
+START_TIMEOUT = 60.0  # spawning imports requests in every child; a loaded machine is slow
+PoolFactory = Callable[..., Any]  # (processes, initializer, initargs) -> a Pool
+
+
+class Engine(Protocol):
+    def start(self, deliver: Deliver) -> None: ...
+
+    def submit(self, jobs: Sequence[Job]) -> None: ...
+
+    def shutdown(self, now: bool = False) -> None: ...
+
+
+class ThreadEngine:
+    """`concurrency` long-lived threads over one shared queue, each with its own Client.
+
+    One task per thread, not one per URL: `apply_async` per URL costs a task object, an
+    event and two hand-offs through a Pool's own threads, a tenth of a fetch's CPU.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, deliver: Deliver) -> None:
+        for n in range(self.options.concurrency):
+            thread = threading.Thread(
+                target=worker.loop, args=(self._jobs, deliver, self.options), name=f"fetchpool-{n}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self._jobs.put(job)
+
+    def shutdown(self, now: bool = False) -> None:
+        """Threads end after their current URL; `now` drops queued URLs and does not wait."""
+        while now:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._jobs.put(None)
+        if not now:
+            for thread in self._threads:
+                thread.join(timeout=self.options.timeout + 1)
+
+
+class _Child:
+    """One connected worker process and the jobs it holds (for the record if it dies)."""
+
+    def __init__(self, conn: Any, pid: int) -> None:
+        self.conn, self.pid = conn, pid
+        self.held: dict[int, Job] = {}
+
+
+def process_pool(processes: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> Any:
+    """`multiprocessing.Pool` with 'spawn': no fork of a process whose threads hold locks."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn").Pool(processes, initializer=initializer, initargs=initargs)
+
+
+class PoolEngine:
+    """Worker processes from any Pool-API factory, each fetching with its own threads.
+
+    The Pool is used only to start and stop processes: its initializer (`worker.start`)
+    connects each child back to a listener here and serves over that connection, jobs
+    one way and results the other, a message per burst. This keeps every child's jobs known, so a child
+    that dies (kill -9, the OOM killer) turns exactly the URLs it held into `internal`
+    records, and nothing is shared that a dying child could leave locked (as a
+    `multiprocessing.Queue` lock would be). A Pool that replaces dead workers
+    (multiprocessing's does) brings the lost capacity back: the new child connects too.
+    """
+
+    def __init__(
+        self, options: Options, factory: PoolFactory = process_pool, processes: int | None = None, network: bool = False
+    ) -> None:
+        self.options = options
+        self.network = network  # TCP for workers that may be on other machines (Ray), not a local socket
+        self.processes = min(processes or options.processes, options.concurrency)
+        self.threads = math.ceil(options.concurrency / self.processes)  # -c is shared: ceil(c / P) each
+        self._factory = factory
+        self._lock = threading.RLock()
+        self._ready = threading.Condition(self._lock)
+        self._children: list[_Child] = []
+        self._backlog: list[Job] = []  # submitted before any child connected
+        self._closing = False
+        self._orphaned = False  # every worker died and none came back
+        self._deliver: Deliver = lambda seq, outcome: None
+        self._listener: Any = None
+        self._authkey = os.urandom(32)
+        self._pool: Any = None
+
+    def start(self, deliver: Deliver) -> None:
+        from multiprocessing.connection import Listener
+
+        self._deliver = deliver
+        if self.network:
+            self._listener = Listener(("127.0.0.1", 0), authkey=self._authkey)  # workers on this machine, for now
+        else:
+            self._listener = Listener(family="AF_UNIX", authkey=self._authkey)
+        args = (self.options, self._listener.address, self._authkey, self.threads, not self.network)
+        threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()  # Ray's Pool waits
+        try:
+            self._pool = self._factory(self.processes, worker.start, args)
+        except Exception:
+            self.shutdown(now=True)
+            raise
+        self._await_children()
+
+    def _await_children(self) -> None:
+        """Start fetching only once the workers are there, so limits see no start-up burst."""
+        end = time.monotonic() + START_TIMEOUT
+        with self._ready:
+            while len(self._children) < self.processes:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._ready.wait(min(left, 0.1))
+            started = bool(self._children)
+        if not started:
+            self.shutdown(now=True)
+            raise RuntimeError(f"no worker process connected within {START_TIMEOUT:.0f} s")
+
+    def submit(self, jobs: Sequence[Job]) -> None:
+        with self._lock:
+            if self._children:
+                return self._send(jobs)
+            if not self._orphaned:
+                self._backlog.extend(jobs)  # a replacement for a dead worker may still connect
+                return
+        for job in jobs:
+            self._deliver(job[0], worker.internal(job[1], job[2], "no worker process left to fetch this URL"))
+
+    def _await_replacement(self) -> None:
+        """Every worker died: give a replacement START_TIMEOUT to connect, else fail what waits.
+
+        multiprocessing's Pool starts replacements; Ray's does not restart its actors.
+        """
+        end = time.monotonic() + START_TIMEOUT
+        with self._ready:
+            while not self._children and not self._closing and time.monotonic() < end:
+                self._ready.wait(0.1)
+            if self._children or self._closing:
+                return
+            self._orphaned = True
+            waiting, self._backlog = self._backlog, []
+        self.submit(waiting)
+
+    def _send(self, jobs: Sequence[Job]) -> None:
+        """Deal jobs to the least busy children (under the lock)."""
+        batches: dict[int, list[Job]] = {}
+        for job in jobs:
+            child = min(self._children, key=lambda c: len(c.held))
+            child.held[job[0]] = job
+            batches.setdefault(id(child), []).append(job)
+        for child in self._children:
+            if id(child) in batches:
+                try:
+                    child.conn.send(batches[id(child)])
+                except OSError:
+                    pass  # it died: its receiver turns what it held into records
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn = self._listener.accept()
+                pid = conn.recv()
+            except (OSError, EOFError, ValueError):
+                if self._closing:
+                    return
+                continue
+            except Exception:  # noqa: BLE001 - a failed handshake is not ours
+                continue
+            child = _Child(conn, pid)
+            with self._lock:
+                if self._closing:
+                    conn.close()
+                    return
+                self._children.append(child)
+                self._ready.notify_all()
+                backlog, self._backlog = self._backlog, []
+                if backlog:
+                    self._send(backlog)
+            threading.Thread(target=self._receive, args=(child,), name="fetchpool-receive", daemon=True).start()
+
+    def _receive(self, child: _Child) -> None:
+        deliver = self._deliver
+        try:
+            while True:
+                batch = child.conn.recv()
+                with self._lock:
+                    for seq, _ in batch:
+                        child.held.pop(seq, None)
+                for seq, outcome in batch:
+                    deliver(seq, outcome)
+        except (EOFError, OSError):
+            pass
+        with self._lock:
+            if child in self._children:
+                self._children.remove(child)
+            lost, child.held = child.held, {}
+            if self._closing:
+                return
+            if not self._children:
+                threading.Thread(target=self._await_replacement, name="fetchpool-respawn", daemon=True).start()
+        message = f"worker process {child.pid} ended while fetching this URL (killed, or out of memory)"
+        for seq, job in lost.items():
+            deliver(seq, worker.internal(job[1], job[2], message))
+
+    def shutdown(self, now: bool = False) -> None:
+        """Stop every child at once: a stop has nothing left to wait for, nor has a finished run."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            children, self._children = self._children, []
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()  # SIGTERM to each child, then reaped: no zombie stays
+            del pool
+            gc.collect()  # its queues' semaphores unlinked now, or the resource tracker warns at exit
+        for child in children:
+            child.conn.close()  # a child the Pool did not know of sees EOF and exits
+        if self._listener is not None:
+            self._wake_acceptor()
+            self._listener.close()
+
+    def _wake_acceptor(self) -> None:
+        from multiprocessing.connection import Client as Connect
+
+        try:
+            Connect(self._listener.address, authkey=self._authkey).close()
+        except Exception:  # noqa: BLE001 - the acceptor may be gone already
+            pass
+
+
+def make_engine(options: Options, factory: PoolFactory | None = None) -> Engine:
+    """The engine `options.engine` names, or processes from `factory` when one is given."""
+    if factory is not None:
+        return PoolEngine(options, factory)
+    if options.engine == "processes":
+        return PoolEngine(options)
+    if options.engine == "ray":
+        from .rayengine import ray_engine
+
+        return ray_engine(options)
+    return ThreadEngine(options)

@@ -1,0 +1,272 @@
+"""Every engine gives the same records for the same input, and survives the same faults.
+
+The scheduler is shared, so per-host limits, retries with Retry-After, order and invalid
+lines must come out identical (timings aside) whether URLs are fetched on threads in this
+process or by worker processes. The signal and pipe tests run the CLI on processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fetchpool import Options, fetch, run
+from fetchpool.inputs import Target
+from fetchpool.result import ErrorKind
+
+from conftest import cli_env
+from faultserver import FaultServer, serving
+from servers import TestServer, running
+
+ENGINES = ["threads", "processes"]
+WITH_RAY = [*ENGINES, pytest.param("ray", marks=pytest.mark.ray)]  # each ray run starts a local Ray: seconds
+TIMINGS = ("elapsed_ms", "ttfb_ms")
+REFUSED = FaultServer.refused_port()
+
+
+@pytest.fixture(scope="module")
+def faults() -> Iterator[FaultServer]:
+    with serving() as server:
+        yield server
+
+
+def options(engine: str, **kw: Any) -> Options:
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the ray extra is not installed")
+    base: dict[str, Any] = dict(engine=engine, processes=2, concurrency=8, timeout=2.0, retries=1, backoff=0.01)
+    base["retry_on"] = frozenset({"503", "protocol"})
+    base.update(kw)
+    return Options(**base)
+
+
+def comparable(results: list[Any], tag: str) -> list[dict[str, Any]]:
+    """Records without timings, in line order, with the run's tag taken out of URLs."""
+    out = []
+    for result in sorted(results, key=lambda r: r.line):
+        record = {k: v for k, v in result.to_dict().items() if k not in TIMINGS}
+        if record["error"] == "timeout":
+            del record["bytes"]  # how much dripped in before the deadline is a timing too
+        out.append(json.loads(json.dumps(record).replace(tag, "TAG")))
+    return out
+
+
+def mixed_lines(server: TestServer, faults: FaultServer, tag: str) -> list[str]:
+    """Each URL a flaky endpoint counts carries `tag`, so every run meets fresh counters."""
+    return [
+        server.url("/ok"),
+        server.url("/status/404"),
+        server.url("/redirect/2"),
+        server.url("/bytes/5000"),
+        server.url(f"/flaky?key=after-{tag}&fail=1&after=1"),  # 503 + Retry-After: 1, then 200
+        server.url(f"/flaky?key=backoff-{tag}&fail=1"),  # 503, retried after the backoff
+        server.url(f"/flaky?key=twice-{tag}&fail=2"),  # 503 twice: gives up after one retry
+        faults.url("/close"),
+        faults.url("/reset"),
+        faults.url("/garbage"),
+        faults.url("/reset-body"),
+        faults.url("/short-body"),
+        faults.url("/bad-chunk"),
+        faults.url("/huge-length"),
+        faults.url("/drip-body"),
+        faults.url("/loop"),
+        faults.url("/to?url=file:///etc/passwd"),
+        f"http://127.0.0.1:{REFUSED}/",
+        "http://x.invalid/",
+        "http://[::1",
+        "ftp://127.0.0.1/",
+        "",
+        "# a comment",
+        "not a url at all ::",
+    ]
+
+
+@pytest.fixture(scope="module")
+def on_threads(server: TestServer, faults: FaultServer) -> list[dict[str, Any]]:
+    lines = mixed_lines(server, faults, "tag-base")
+    return comparable(list(fetch(lines, options("threads", max_bytes=100_000, max_redirects=3))), "tag-base")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", WITH_RAY)
+def test_every_engine_gives_the_same_records(server, faults, on_threads, engine: str) -> None:
+    lines = mixed_lines(server, faults, f"tag-{engine}")
+    got = comparable(list(fetch(lines, options(engine, max_bytes=100_000, max_redirects=3))), f"tag-{engine}")
+    assert got == on_threads
+    by_url = {r["url"]: r for r in got}
+    assert by_url[server.url("/flaky?key=after-TAG&fail=1&after=1")]["attempts"] == 2
+    assert by_url[server.url("/flaky?key=twice-TAG&fail=2")]["status"] == 503
+    assert by_url[faults.url("/drip-body")]["error"] == "timeout"
+    assert len(got) == len([line for line in lines if line and not line.startswith("#")])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_per_host_limit_holds_on_every_engine(engine: str) -> None:
+    with running(TestServer()) as srv:
+        urls = [srv.url(f"/conc?ms=50&i={i}") for i in range(24)]
+        results = list(fetch(urls, options(engine, per_host=2, concurrency=8)))
+        assert all(r.ok for r in results) and len(results) == 24
+        assert srv.peak == {f"127.0.0.1:{srv.server_address[1]}": 2}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_concurrency_is_the_whole_runs_in_flight(engine: str) -> None:
+    """`-c 5` over 2 processes: 3 threads each, but never more than 5 requests at once."""
+    with running(TestServer()) as srv:
+        urls = [srv.url(f"/conc?ms=100&i={i}") for i in range(30)]
+        results = list(fetch(urls, options(engine, concurrency=5)))
+        assert all(r.ok for r in results)
+        assert srv.peak_total == 5
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ordered_gives_input_order_on_every_engine(server, engine: str) -> None:
+    urls = [server.url(f"/delay/{d}?n={n}") for n, d in enumerate([300, 10, 200, 10, 100, 10, 0, 50])]
+    lines = [r.line for r in fetch(urls, options(engine, ordered=True))]
+    assert lines == list(range(1, 9))
+
+
+@pytest.mark.parametrize("engine", WITH_RAY)
+def test_an_exception_inside_a_worker_is_an_internal_record(server, engine: str) -> None:
+    items = [Target(server.url("/ok"), 1), Target(None, 2), Target(server.url("/ok?b"), 3)]  # type: ignore[arg-type]
+    results = sorted(run(items, options(engine)), key=lambda r: r.line)
+    assert [r.line for r in results] == [1, 2, 3]
+    assert results[0].ok and results[2].ok
+    assert results[1].error is ErrorKind.INTERNAL and "AttributeError" in (results[1].error_message or "")
+
+
+def _children(parent: int) -> list[int]:
+    """Worker processes of `parent` (multiprocessing's spawned children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_by_kill_9_gives_internal_records_for_what_it_held(server) -> None:
+    before = set(_children(os.getpid()))
+    urls = [server.url(f"/delay/1500?slow={i}") for i in range(4)] + [server.url(f"/ok?after={i}") for i in range(20)]
+    fetching = run((Target(u, n) for n, u in enumerate(urls, 1)), options("processes", concurrency=4, retries=0))
+    results = []
+    killed = None
+    for result in fetching:
+        results.append(result)
+        if killed is None:
+            workers = sorted(set(_children(os.getpid())) - before)
+            assert len(workers) == 2, workers
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+    assert sorted(r.line for r in results) == list(range(1, 25))
+    lost = [r for r in results if r.error is ErrorKind.INTERNAL]
+    assert lost and all(f"worker process {killed} ended" in (r.error_message or "") for r in lost)
+    assert all(r.ok for r in results if r.error is None)
+    end = time.monotonic() + 10
+    while set(_children(os.getpid())) - before:  # the run's end stops every worker, the new one too
+        assert time.monotonic() < end, _children(os.getpid())
+        time.sleep(0.05)
+
+
+# -- the CLI on processes: signals, pipes, nothing left behind ------------------------------------
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    """The CLI in its own process group, as a shell job is, so the group can be listed."""
+    command = [sys.executable, "-m", "fetchpool", "--engine", "processes", "--processes", "2", *args]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), start_new_session=True
+    )
+
+
+def _group(pgid: int) -> list[str]:
+    """Every process (zombies too) still in process group `pgid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                found.append(f"{entry.name} {fields[0]}")
+    return found
+
+
+def _assert_group_empties(pgid: int) -> None:
+    end = time.monotonic() + 10
+    while _group(pgid):
+        assert time.monotonic() < end, f"left behind: {_group(pgid)}"
+        time.sleep(0.05)
+
+
+def _slow_input(server, tmp_path: Path) -> Path:
+    path = tmp_path / "slow.txt"
+    path.write_text(server.url("/ok?fast") + "\n" + "".join(server.url(f"/delay/8000?i={i}") + "\n" for i in range(8)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "to_group"), [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)], ids=["ctrl-c", "sigterm"]
+)
+def test_a_signal_stops_workers_and_leaves_no_process(server, tmp_path, sig: int, code: int, to_group: bool) -> None:
+    proc = _spawn("-c", "4", "-t", "30", str(_slow_input(server, tmp_path)))
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert json.loads(first)["url"] == server.url("/ok?fast")
+    start = time.monotonic()
+    if to_group:
+        os.killpg(proc.pid, sig)  # a terminal's Ctrl-C reaches the whole job
+    else:
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=10)
+    took = time.monotonic() - start
+    assert proc.returncode == code, err.decode()
+    assert took < 2.0, took
+    assert out == b"" and b"Traceback" not in err and b"leaked" not in err, err.decode()
+    _assert_group_empties(proc.pid)
+
+
+def test_head_one_exits_141_quietly_on_processes(server, tmp_path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
+    cmd = f"{sys.executable} -m fetchpool --engine processes --processes 2 {path} | head -1; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.Popen(
+        ["bash", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), start_new_session=True
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and err == b"", err.decode()
+    assert len(out.splitlines()) == 1
+    _assert_group_empties(proc.pid)
+
+
+def test_records_stream_while_a_slow_url_is_in_flight(server, tmp_path) -> None:
+    """A finished record is written at once, not when the slowest URL of some batch ends."""
+    path = tmp_path / "mixed.txt"
+    slow = [server.url(f"/delay/20000?slow={i}") for i in range(2)]
+    fast = [server.url(f"/ok?fast={i}") for i in range(20)]
+    path.write_text("\n".join(slow + fast) + "\n")
+    proc = _spawn("-c", "4", "-t", "30", str(path))
+    assert proc.stdout is not None
+    try:
+        got = [json.loads(proc.stdout.readline()) for _ in range(20)]
+        assert sorted(r["url"] for r in got) == sorted(fast)  # all 20 while both slow URLs still run
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=10)
+    _assert_group_empties(proc.pid)
