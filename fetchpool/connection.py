@@ -21,8 +21,31 @@ from .deadline import current_guard
 _CLOSED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
+class _HeadReader:
+    """The response's file while its head is read: notes a line cut short by the end of the stream.
+
+    http.client takes an end of stream inside the header block for its end, so a server
+    that dies half-way through its headers would look like a complete, empty response.
+    """
+
+    __slots__ = ("fp", "cut")
+
+    def __init__(self, fp: Any) -> None:
+        self.fp, self.cut = fp, False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.fp.readline(limit)
+        if not line.endswith(b"\n") and (limit < 0 or len(line) < limit):
+            self.cut = True
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fp, name)
+
+
 class _Response(http.client.HTTPResponse):
-    """Marks a failure that came before the first byte of the status line: `nothing = True`."""
+    """Marks a failure that came before the first byte of the status line: `nothing = True`;
+    refuses a head the server did not finish (`protocol`, never an empty 200)."""
 
     def begin(self) -> None:
         if self.headers is not None:  # type: ignore[has-type]
@@ -32,11 +55,19 @@ class _Response(http.client.HTTPResponse):
         except _CLOSED as exc:
             exc.nothing = True  # type: ignore[attr-defined]
             raise
+        head = self.fp = _HeadReader(self.fp)
         try:
             super().begin()
         except http.client.RemoteDisconnected as exc:
             exc.nothing = not arrived  # type: ignore[attr-defined]
             raise
+        finally:
+            if self.fp is head:
+                self.fp = head.fp
+        if head.cut:
+            cut = http.client.RemoteDisconnected("the server closed the connection in the middle of its headers")
+            cut.nothing = False  # type: ignore[attr-defined]
+            raise cut
 
 
 class _Watched:

@@ -182,6 +182,8 @@ def _proxy(e: BaseException, chain: list[BaseException]) -> str:
 
 
 def _closed_before_answer(e: BaseException, chain: list[BaseException]) -> str:
+    if getattr(e, "nothing", True) is False:  # the head had begun: see connection._Response
+        return str(e)
     return "server closed the connection without answering"
 
 

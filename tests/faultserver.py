@@ -22,6 +22,10 @@ Paths (any query string is ignored):
     /two-lengths        two different Content-Length headers
     /http09             a body with no status line at all
     /empty-status       an empty status line
+    /cut-header         a status line and half a header line, then a close
+    /cut-head           a status line and a whole header line, no blank line, then a close
+    /cut-status         half a status line (no line end), then a close
+    /cut-redirect       a 302 status line and its Location, no blank line, then a close
     /bad-chunk          chunked body whose first chunk size is not hex
     /chunk-cut          chunked body announcing 1000 bytes, then 10 and a close
     /chunked-forever    chunked body, 64 KiB chunks, forever
@@ -359,6 +363,22 @@ class FaultServer:
 
     def b_http09(self, conn: socket.socket, path: str) -> None:
         self._send(conn, b"<html>no status line at all</html>\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_cut_header(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nX-A: partial")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_cut_head(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_cut_status(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 200 OK")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    def b_cut_redirect(self, conn: socket.socket, path: str) -> None:
+        self._send(conn, b"HTTP/1.1 302 Found\r\nLocation: /ok\r\n")
         conn.shutdown(socket.SHUT_RDWR)
 
     def b_empty_status(self, conn: socket.socket, path: str) -> None:

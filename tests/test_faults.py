@@ -543,3 +543,13 @@ def test_5000_lines_mixing_every_fault_at_concurrency_64(server, faults: FaultSe
     assert len(hung) == 40 and min(hung) >= SPARE * 950, min(hung)  # they waited for the deadline
     assert all(r.elapsed_ms < (SPARE + BOUND - T) * 1000 for r in results), max(r.elapsed_ms for r in results)
     assert took < 4 * SPARE  # the 40 hanging lines overlapped: one after another they would take 40 * SPARE
+
+
+@pytest.mark.parametrize("path", ["/cut-header", "/cut-head", "/cut-status", "/cut-redirect"])
+def test_a_head_cut_short_by_a_close_is_protocol_never_an_empty_200(faults, path: str) -> None:
+    """http.client takes the end of the stream for the end of the headers; a half-sent head
+    must not pass for a complete, empty response (nor be followed, for a redirect)."""
+    result, took = timed_fetch(faults.url(path), f"head cut short: {path}", timeout=SPARE, retries=0)
+    assert_fault(result, ErrorKind.PROTOCOL, took)
+    assert (result.status, result.ok, result.redirects) == (None, False, 0)
+    assert result.error_message == "the server closed the connection in the middle of its headers"
