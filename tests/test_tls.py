@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from fetchpool.client import Client, fetch_one
 from fetchpool.result import ErrorKind, Result
 
-from faultserver import BOUND, FAST, SPARE, FaultServer, T, loopback_getaddrinfo, serving, timed_fetch
+from faultserver import BOUND, FAST, SPARE, FaultServer, T, loopback_getaddrinfo, options, serving, timed_fetch
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -224,3 +225,28 @@ def test_cli_insecure_prints_no_warning(self_signed: FaultServer) -> None:
     proc = run_cli("-k", "--retries", "0", input=(self_signed.url("/ok") + "\n").encode())
     assert proc.returncode == 0, proc.stdout
     assert proc.stderr == b""
+
+
+@pytest.mark.parametrize("verify", ["ca_bundle", False])
+def test_certificates_are_loaded_once_not_per_connection(
+    good: FaultServer, monkeypatch: pytest.MonkeyPatch, ca_file: Path, verify: object
+) -> None:
+    """Every connection to the fault server is new; the TLS context (and its CA bundle,
+    some 50 ms of CPU to load) must still be made once, and verification still apply."""
+    from fetchpool import client as client_module
+
+    made: list[object] = []
+    real = client_module._new_context
+    monkeypatch.setattr(client_module, "_CONTEXTS", {})
+    monkeypatch.setattr(client_module, "_new_context", lambda v: made.append(v) or real(v))
+    setting = str(ca_file) if verify == "ca_bundle" else False
+    if setting:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", setting)
+    client = Client(options(timeout=SPARE, retries=0, verify=bool(setting)))
+    results = [fetch_one(good.url(f"/ok?{i}"), client) for i in range(8)]
+    assert all(r.ok for r in results), results
+    assert made == [setting]
+    if setting:  # the shared context still verifies: an unknown CA is refused
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        refused = fetch_one(good.url("/ok"), Client(options(timeout=SPARE, retries=0)))
+        assert refused.error == ErrorKind.TLS, refused
