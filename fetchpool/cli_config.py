@@ -9,6 +9,7 @@ Also `--version`, which must stay quick: it reads versions without importing req
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import platform
 import re
@@ -38,12 +39,25 @@ def settings_of(command: click.Command) -> dict[str, click.Option]:
 
 
 def name_env_vars(command: click.Command) -> None:
-    """Give an option whose parameter is named otherwise than its flag (`-H/--header` is
-    `headers`) the env var of its flag, not the one `auto_envvar_prefix` would derive."""
+    """Spell every setting's env var as its flag, and read repeatable ones one value a line.
+
+    An option whose parameter is named otherwise than its flag (`-H/--header` is `headers`)
+    gets the env var of its flag, not the one `auto_envvar_prefix` would derive. Click splits
+    a repeatable option's env var on whitespace, which would cut `Accept: text/html` in two:
+    each one gets a copy of its type (types such as `click.STRING` are shared) that splits lines.
+    """
     for name, option in settings_of(command).items():
         if option.name != name and option.envvar is None:
             option.envvar = f"{ENV_PREFIX}_{name.upper()}"
             option.allow_from_autoenv = False
+        if option.multiple:
+            option.type = copy.copy(option.type)
+            option.type.split_envvar_value = _lines  # type: ignore[method-assign,assignment]
+
+
+def _lines(value: str) -> list[str]:
+    """An env var holding a list: one item a line, blank lines skipped."""
+    return [line for line in value.splitlines() if line.strip()]
 
 
 def load_config(ctx: click.Context, param: click.Parameter, path: str | None) -> None:

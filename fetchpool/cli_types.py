@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -109,20 +109,9 @@ class Parsed(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class HeaderType(Parsed):
-    """`-H 'Name: value'` -> (name, value). From the environment, one header per line:
-    Click's default splits on whitespace, which would cut `Accept: text/html` in two."""
-
-    def __init__(self) -> None:
-        super().__init__("header", parse_header, tuple)
-
-    def split_envvar_value(self, rv: str) -> Sequence[str]:
-        return [line for line in rv.splitlines() if line.strip()]
-
-
 RATE = Parsed("rate", parse_rate, float)
 RETRY_ON = Parsed("list", parse_retry_on, frozenset)
-HEADER = HeaderType()
+HEADER = Parsed("header", parse_header, tuple)
 STATUS_LIST = Parsed("list", Outcomes.parse, Outcomes)
 ACCEPT = Parsed("list", AcceptPolicy.parse, AcceptPolicy)
 FAIL_ON = Parsed("spec", FailPolicy.parse, FailPolicy)
