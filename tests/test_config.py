@@ -18,7 +18,7 @@ from click.testing import CliRunner
 import fetchpool.app
 from fetchpool import __version__
 from fetchpool.cli import Environment, ExitCode, main
-from fetchpool.cli_config import settings_of
+from fetchpool.cli_config import name_env_vars, settings_of
 from fetchpool.options import parse_retry_on
 
 from conftest import cli_env
@@ -244,3 +244,15 @@ def test_completion_completes_a_long_option() -> None:
     env = cli_env(_FETCHPOOL_COMPLETE="bash_complete", COMP_WORDS="fetchpool --conc", COMP_CWORD="1")
     proc = subprocess.run([sys.executable, "-m", "fetchpool"], capture_output=True, env=env, timeout=60)
     assert proc.stdout.decode().split() == ["plain,--concurrency"]
+
+
+def test_any_repeatable_option_reads_its_env_var_one_value_a_line() -> None:
+    @click.command(context_settings={"auto_envvar_prefix": "FETCHPOOL"})
+    @click.option("--include-header", "names", multiple=True)
+    def command(names: tuple[str, ...]) -> None:
+        click.echo(repr(names))
+
+    name_env_vars(command)
+    result = CliRunner().invoke(command, [], env={"FETCHPOOL_INCLUDE_HEADER": "Server\nX Powered By\n\n"})
+    assert result.output.strip() == repr(("Server", "X Powered By"))
+    assert click.STRING.split_envvar_value("a b") == ["a", "b"]  # the shared type is left as Click made it
