@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -256,3 +257,16 @@ def test_any_repeatable_option_reads_its_env_var_one_value_a_line() -> None:
     result = CliRunner().invoke(command, [], env={"FETCHPOOL_INCLUDE_HEADER": "Server\nX Powered By\n\n"})
     assert result.output.strip() == repr(("Server", "X Powered By"))
     assert click.STRING.split_envvar_value("a b") == ["a", "b"]  # the shared type is left as Click made it
+
+
+def test_the_readme_config_example_is_read_as_it_says(seen: Seen, tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)\n```", readme, re.S)
+    assert block, "no ```toml block in the README"
+    (tmp_path / "fetchpool.toml").write_text(block.group(1))
+    result = invoke(["--config", str(tmp_path / "fetchpool.toml")])
+    assert result.exit_code == ExitCode.OK, result.output
+    options = seen.options
+    assert (options.concurrency, options.per_host, options.rate, options.timeout) == (32, 4, 50.0, 20.0)
+    assert options.headers == (("Accept", "application/json"), ("X-Team", "ops")) and not options.follow_redirects
+    assert options.retry_on == parse_retry_on("429,5xx,timeout") and seen.plan.format == "jsonl"
