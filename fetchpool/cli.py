@@ -67,6 +67,9 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     Blank lines and lines starting with # are skipped; lines without a scheme get
     --default-scheme. Exit status: 0 all ok, 1 some failed, 2 usage error, 74 I/O error,
     130 interrupted.
+
+    Every option can also be set as FETCHPOOL_<OPTION> (FETCHPOOL_PER_HOST=4) or in a
+    TOML file given by --config; a flag wins over the environment, which wins over the file.
     """
     env = (ctx.obj if isinstance(ctx.obj, Environment) else Environment()).bind()
     demo, show_traceback = flags.pop("demo"), flags.pop("traceback")
