@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .app import Environment, ExitCode
-from .cli_config import ENV_PREFIX, config_option, name_env_vars, version_option
+from .cli_config import ENV_PREFIX, SettingsCommand, config_option, error_hint, version_option
 from .cli_options import (
     FLAG_OF_FIELD,
     fetch_options,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": ENV_PREFIX}
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SettingsCommand, context_settings=CONTEXT)
 @click.argument("files", nargs=-1, metavar="[FILE|URL]...", type=FileOrUrl())
 @run_options
 @fetch_options
@@ -237,10 +237,7 @@ def _options(*groups: dict[str, Any]) -> Options:
         param = next((p for p in ctx.command.params if p.name == name), None)
         if param is None:
             raise click.UsageError(str(exc)) from None
-        raise click.BadParameter(exc.reason, ctx, param) from None
-
-
-name_env_vars(main)
+        raise click.BadParameter(exc.reason, ctx, param, error_hint(ctx, param)) from None
 
 
 def run_cli() -> None:

@@ -13,14 +13,47 @@ import copy
 import importlib.util
 import platform
 import re
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .config import ConfigError, load
 
 ENV_PREFIX = "FETCHPOOL"
 _NOT_SETTINGS = {"config", "version", "help"}
+_CONFIG_PATH = "fetchpool.config"  # ctx.meta key: the config file read, for error messages
+
+
+class SettingsCommand(click.Command):
+    """A command whose options may come from the environment and a config file, and whose
+    refusal of a value says where the value came from: a `FETCHPOOL_RATE` set months ago in
+    a profile is hard to find from "Invalid value for '--rate'" alone."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name_env_vars(self)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.BadParameter as exc:
+            if exc.param is not None and exc.param_hint is None:
+                exc.param_hint = error_hint(ctx, exc.param)
+            raise
+
+
+def error_hint(ctx: click.Context, param: click.Parameter) -> str:
+    """`'--rate'`, or `'--rate' (from FETCHPOOL_RATE)`, or `'--rate' (from config 'fp.toml')`."""
+    hint = param.get_error_hint(ctx)
+    source = ctx.get_parameter_source(param.name) if param.name else None
+    if source == ParameterSource.ENVIRONMENT and isinstance(param, click.Option):
+        envvar = param.envvar if isinstance(param.envvar, str) else f"{ENV_PREFIX}_{(param.name or '').upper()}"
+        return f"{hint} (from {envvar})"
+    if source == ParameterSource.DEFAULT_MAP and ctx.meta.get(_CONFIG_PATH):
+        return f"{hint} (from config {ctx.meta[_CONFIG_PATH]!r})"
+    return hint
 
 
 def setting_name(param: click.Parameter) -> str | None:
@@ -73,6 +106,7 @@ def load_config(ctx: click.Context, param: click.Parameter, path: str | None) ->
     except ConfigError as exc:
         raise click.UsageError(str(exc), ctx) from None
     ctx.default_map = {**(ctx.default_map or {}), **{options[k].name: v for k, v in settings.items()}}
+    ctx.meta[_CONFIG_PATH] = path
 
 
 config_option = click.option(

@@ -154,6 +154,8 @@ def test_a_config_mistake_is_a_usage_error_naming_it(seen: Seen, tmp_path: Path,
     config.write_text(text)
     result = invoke(["--config", str(config)])
     assert result.exit_code == ExitCode.USAGE and message in result.stderr, result.stderr
+    if message.startswith("Invalid value"):
+        assert f"(from config {str(config)!r}): " in result.stderr
     assert seen.options is None and "Traceback" not in result.output
 
 
@@ -173,7 +175,20 @@ def test_a_missing_config_is_a_usage_error(tmp_path: Path) -> None:
 )
 def test_a_bad_env_value_is_a_usage_error_naming_the_flag(seen: Seen, var: str, value: str, message: str) -> None:
     result = invoke([], env={var: value})
-    assert result.exit_code == ExitCode.USAGE and message in result.stderr and seen.options is None
+    assert result.exit_code == ExitCode.USAGE and f"{message} (from {var}): " in result.stderr
+    assert seen.options is None and "no colon" not in result.stderr  # a header may hold a secret
+
+
+def test_a_value_refused_after_parsing_names_where_it_came_from(seen: Seen, tmp_path: Path) -> None:
+    result = invoke([], env={"FETCHPOOL_RATE": "1/h", "FETCHPOOL_CONCURRENCY": "2"})
+    assert result.exit_code == ExitCode.OK  # one an hour is allowed; one a day less is not:
+    result = invoke([], env={"FETCHPOOL_RATE": "0.000001/h"})
+    assert "Invalid value for '--rate' (from FETCHPOOL_RATE): must be at least one request a day" in result.stderr
+    config = tmp_path / "fp.toml"
+    config.write_text("rate-per-host = true\n")
+    result = invoke(["--config", str(config)])
+    assert f"Invalid value for '--rate-per-host' (from config {str(config)!r}): needs a rate" in result.stderr
+    assert "(from" not in invoke(["--rate", "fast"]).stderr
 
 
 def test_fetchpool_debug_still_shows_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
