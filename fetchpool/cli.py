@@ -6,7 +6,6 @@ Everything here is translation at the edge; fetching lives in the library module
 from __future__ import annotations
 
 import io
-import math
 import os
 import stat
 import sys
@@ -14,268 +13,33 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .app import Environment, ExitCode, OutputPlan
-from .limits import parse_rate
-from .options import (
-    DEFAULT_USER_AGENT,
-    MAX_BYTES,
-    MAX_CONCURRENCY,
-    MAX_RETRIES,
-    MAX_SECONDS,
-    Options,
-    OptionsError,
-    parse_header,
-    parse_retry_on,
+from .app import Environment, ExitCode
+from .cli_config import ENV_PREFIX, SettingsCommand, config_option, error_hint, version_option
+from .cli_options import (
+    FLAG_OF_FIELD,
+    fetch_options,
+    fetch_settings,
+    output_options,
+    output_plan,
+    run_options,
+    run_settings,
 )
-from .result import FIELDS, redact_text, redact_url
+from .cli_types import FileOrUrl
+from .options import Options, OptionsError
+from .result import redact_text
 
 if TYPE_CHECKING:
+    from .app import OutputPlan
     from .inputs import UrlArgument  # imported late: it loads requests, which --help never needs
 
-
-class ByteSize(click.ParamType):
-    """`10485760`, `512k`, `10M`, `1GiB` -> bytes."""
-
-    name = "size"
-    _UNITS = {
-        "": 1,
-        "b": 1,
-        "k": 1024,
-        "kb": 1024,
-        "kib": 1024,
-        "m": 1024**2,
-        "mb": 1024**2,
-        "mib": 1024**2,
-        "g": 1024**3,
-        "gb": 1024**3,
-        "gib": 1024**3,
-    }
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
-        unit = text[len(digits) :].strip()
-        try:
-            number = float(digits)
-        except ValueError:
-            number = math.nan
-        if not 0 <= number <= MAX_BYTES or unit not in self._UNITS or number * self._UNITS[unit] > MAX_BYTES:
-            self.fail(f"{value!r} is not a size like 1048576, 512k or 10M (at most 1 PiB)", param, ctx)
-        return int(number * self._UNITS[unit])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": ENV_PREFIX}
 
 
-class FileOrUrl(click.ParamType):
-    """A FILE to read, or a URL to fetch: an argument that names no file and starts with
-    `http://` or `https://` (as lychee reads its arguments). A file of that name wins."""
-
-    name = "file"
-    _path = click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):  # already converted
-            return value
-        text = value
-        if text.lower().startswith(("http://", "https://")) and not os.path.lexists(text):
-            from .inputs import UrlArgument
-
-            return UrlArgument(text)
-        try:
-            return self._path.convert(value, param, ctx)
-        except click.BadParameter as exc:  # its message quotes the argument, password and all
-            raise click.BadParameter(redact_text(redact_url(exc.message)), ctx, param) from None
-
-
-class Seconds(click.FloatRange):
-    """A duration: `nan` and `inf` are named for what they are, before the range is checked."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"must be a finite number of seconds, got {value!r}", param, ctx)
-        return super().convert(number, param, ctx)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(cls=SettingsCommand, context_settings=CONTEXT)
 @click.argument("files", nargs=-1, metavar="[FILE|URL]...", type=FileOrUrl())
-@click.option(
-    "-c",
-    "--concurrency",
-    type=click.IntRange(1, MAX_CONCURRENCY),
-    default=16,
-    show_default=True,
-    help="Requests in flight at once, in the whole run (shared among --processes).",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["threads", "processes", "ray"]),
-    default="threads",
-    show_default=True,
-    help="Where fetches run: threads in this process, worker processes, or a Ray cluster.",
-)
-@click.option(
-    "--processes",
-    type=click.IntRange(1),
-    default=None,
-    metavar="P",
-    help="Worker processes for --engine processes or ray (default: one per CPU); -c is shared among them.",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    metavar="auto|HOST:PORT",
-    help="Ray cluster for --engine ray (default: a local Ray started for the run and stopped after it).",
-)
-@click.option(
-    "--per-host",
-    type=click.IntRange(1),
-    default=None,
-    metavar="N",
-    help="At most N requests in flight per host (default: no limit).",
-)
-@click.option(
-    "--rate",
-    default=None,
-    metavar="R[/s|/m|/h]",
-    help="At most R requests per second (or per minute, hour); global unless --rate-per-host.",
-)
-@click.option("--rate-per-host", is_flag=True, help="Apply --rate to each host separately.")
-@click.option("--ordered", is_flag=True, help="Write records in input order (default: as they complete).")
-@click.option("-X", "--method", default="GET", show_default=True, help="HTTP method, e.g. HEAD.")
-@click.option(
-    "-H",
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="Extra request header; repeatable, each sent. 'NAME:' removes a default header, 'NAME;' sends it empty.",
-)
-@click.option(
-    "-A", "--user-agent", default=DEFAULT_USER_AGENT, show_default=True, help="User-Agent header; '' sends none."
-)
-@click.option(
-    "-t",
-    "--timeout",
-    type=Seconds(0, MAX_SECONDS, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Deadline in seconds for the whole of one URL: every attempt, redirect and body, and the waits between retries.",
-)
-@click.option(
-    "--connect-timeout",
-    type=Seconds(0, MAX_SECONDS, min_open=True),
-    default=5.0,
-    show_default=True,
-    help="Deadline in seconds to open one connection (TCP, TLS, proxy tunnel), within what is left of -t.",
-)
-@click.option("--follow/--no-follow", default=True, show_default=True, help="Follow redirects.")
-@click.option(
-    "--max-redirects",
-    type=click.IntRange(0),
-    default=10,
-    show_default=True,
-    help="Redirects to follow before giving up (too_many_redirects).",
-)
-@click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates.")
-@click.option(
-    "--max-bytes",
-    type=ByteSize(),
-    default="10M",
-    show_default=True,
-    help="Read at most this much of each body (512k, 10M, ...); then truncated: true.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(0, MAX_RETRIES),
-    default=2,
-    show_default=True,
-    help="Retries after a retryable failure (see --retry-on).",
-)
-@click.option(
-    "--backoff",
-    type=Seconds(0, MAX_SECONDS),
-    default=0.5,
-    show_default=True,
-    help="Base of the exponential backoff between retries, in seconds (with jitter).",
-)
-@click.option(
-    "--retry-on",
-    default="429,502,503,504,connect,timeout,read,protocol",
-    show_default=True,
-    metavar="LIST",
-    help="Status codes and error kinds that are retried.",
-)
-@click.option(
-    "--max-retry-wait",
-    type=Seconds(0, MAX_SECONDS),
-    default=30.0,
-    show_default=True,
-    help="Longest wait for a retry; a longer Retry-After gives up and reports the status.",
-)
-@click.option(
-    "--default-scheme",
-    type=click.Choice(["http", "https"]),
-    default="https",
-    show_default=True,
-    help="Scheme for lines without one.",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="JSON lines on stdout even when it is a terminal (= --format jsonl)."
-)
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "table", "jsonl", "json", "csv"]),
-    default="auto",
-    show_default=True,
-    help="Record format. auto: the live table on a terminal, JSON lines otherwise (or by -o's extension).",
-)
-@click.option(
-    "--fields", default=None, metavar="LIST", help="Keys/columns to write, in this order: url,status,elapsed_ms,..."
-)
-@click.option(
-    "--match-status",
-    default=None,
-    metavar="LIST",
-    help="Write only records matching: codes, ranges, classes, error kinds (200,3xx,timeout).",
-)
-@click.option(
-    "--filter-status",
-    default=None,
-    metavar="LIST",
-    help="Leave out records matching these codes, classes or error kinds.",
-)
-@click.option("--only-failures", is_flag=True, help="Write only records that are not ok.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write records to FILE (json and csv atomically) while the terminal shows the live view.",
-)
-@click.option(
-    "--summary-json",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    metavar="FILE",
-    help="Write the run's summary (counts, latency percentiles, throughput, timestamps) as JSON; - is stdout.",
-)
-@click.option(
-    "--fail-on",
-    default="any",
-    show_default=True,
-    metavar="any|none|LIST",
-    help="What makes the exit status 1: any record not ok, nothing, or matching classes/kinds (5xx,dns,timeout); "
-    "add empty (any,empty) to fail when the input holds no URL.",
-)
-@click.option(
-    "--accept", default="200-399", show_default=True, metavar="LIST", help="Statuses that count as ok (200-299,301)."
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar or live redraw; just the summary or final report.")
-@click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors: no progress, no summary.")
+@run_options
+@fetch_options
+@output_options
 @click.option(
     "--demo",
     type=click.IntRange(1),
@@ -291,7 +55,8 @@ class Seconds(click.FloatRange):
     envvar="FETCHPOOL_DEBUG",
     help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
 )
-@click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
+@config_option
+@version_option
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any) -> None:
     """Fetch every URL in FILE(s) (or stdin) concurrently; one record per URL line.
@@ -302,9 +67,28 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     Blank lines and lines starting with # are skipped; lines without a scheme get
     --default-scheme. Exit status: 0 all ok, 1 some failed, 2 usage error, 74 I/O error,
     130 interrupted.
+
+    Every option can also be set as FETCHPOOL_<OPTION> (FETCHPOOL_PER_HOST=4) or in a
+    TOML file given by --config; a flag wins over the environment, which wins over the file.
     """
     env = (ctx.obj if isinstance(ctx.obj, Environment) else Environment()).bind()
-    demo = flags.pop("demo")
+    demo, show_traceback = flags.pop("demo"), flags.pop("traceback")
+    files = _inputs(ctx, env, files, demo, flags)
+    plan = output_plan(flags, env)
+    _check_paths(env, tuple(f for f in files or ("-",) if isinstance(f, str)) if demo is None else (), plan)
+    options = _options(
+        run_settings(flags),
+        fetch_settings(flags),
+    )
+    _check_ca_bundle(options)
+    _check_engine(options)
+    ctx.exit(_drive(env, files, demo, options, plan, show_traceback))
+
+
+def _inputs(
+    ctx: click.Context, env: Environment, files: tuple[str | UrlArgument, ...], demo: int | None, flags: dict[str, Any]
+) -> tuple[str | UrlArgument, ...]:
+    """The inputs to read: FILEs and URLs, stdin, or the demo's (with its short defaults)."""
     if demo is not None and files:
         raise click.UsageError("--demo fetches from its own server: give no FILE with it")
     if demo is None and not files and env.stdin_isatty:
@@ -314,35 +98,47 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
         ctx.exit(ExitCode.USAGE)
     if demo is not None:
         _demo_defaults(ctx, flags)
-    show_traceback = flags.pop("traceback")
-    if flags["output"] == "-":
-        flags["output"] = None  # -o - is stdout, as everywhere else
-    files = _number_urls(files)
-    plan = _plan(flags, env)
-    paths = tuple(f for f in files if isinstance(f, str)) if files else ("-",)
-    _check_paths(env, paths if demo is None else (), plan)
-    options = _options(flags)
-    _check_ca_bundle(options)
-    _check_engine(options)
+    return _number_urls(files)
+
+
+def _drive(
+    env: Environment,
+    files: tuple[str | UrlArgument, ...],
+    demo: int | None,
+    options: Options,
+    plan: OutputPlan,
+    show_traceback: bool,
+) -> int:
+    """Run, turning what escapes into the exit status and one line on stderr."""
     from .app import drive, silence_stdout
     from .streams import STDOUT, StreamError
 
     try:
-        code = drive(env, files or ("-",), demo, options, plan)
+        return drive(env, files or ("-",), demo, options, plan)
     except StreamError as exc:
         if show_traceback:
             raise
         if exc.name == STDOUT:
             silence_stdout()  # what is still buffered for it would fail again at exit
         _echo_error(f"fetchpool: {exc}")
-        code = ExitCode.IO_ERROR
+        return ExitCode.IO_ERROR
     except Exception as exc:
         if show_traceback:
             raise
         message = redact_text(f"{type(exc).__name__}: {exc}")
         _echo_error(f"fetchpool: internal error: {message} (rerun with --traceback)")
-        code = ExitCode.FAILURES
-    ctx.exit(code)
+        return ExitCode.FAILURES
+
+
+def _check_engine(options: Options) -> None:
+    """An engine that cannot run here (Ray not installed) is a usage error, before any fetch."""
+    if options.engine == "ray":
+        from .pool.rayengine import check_ray
+
+        try:
+            check_ray()
+        except OptionsError as exc:
+            raise click.UsageError(str(exc)) from None
 
 
 def _number_urls(files: tuple[str | UrlArgument, ...]) -> tuple[str | UrlArgument, ...]:
@@ -433,17 +229,6 @@ def _check_ca_bundle(options: Options) -> None:
             raise click.UsageError(f"{var}={path!r}: no such file")
 
 
-def _check_engine(options: Options) -> None:
-    """An engine that cannot run here (Ray not installed) is a usage error, before any fetch."""
-    if options.engine == "ray":
-        from .pool.rayengine import check_ray
-
-        try:
-            check_ray()
-        except OptionsError as exc:
-            raise click.UsageError(str(exc)) from None
-
-
 def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
     """The demo should end in seconds: a short deadline and no retries, unless asked for."""
     from .demo import DEMO_TIMEOUT
@@ -454,71 +239,17 @@ def _demo_defaults(ctx: click.Context, flags: dict[str, Any]) -> None:
         flags["retries"] = 0
 
 
-def _plan(flags: dict[str, Any], env: Environment) -> OutputPlan:
-    """Output flags -> OutputPlan; a bad spec, or flags that contradict each other, is a
-    usage error naming them: nothing given is silently ignored."""
-    from .output.select import AcceptPolicy, FailPolicy, RecordFilter, SpecError, parse_fields
-
-    as_json, fmt = flags.pop("as_json"), flags.pop("fmt")
-    if as_json and fmt not in ("auto", "jsonl"):
-        raise click.UsageError(f"--json is --format jsonl: it contradicts --format {fmt}")
-    fmt = "jsonl" if as_json else fmt
+def _options(*groups: dict[str, Any]) -> Options:
+    """Each group's settings -> one Options; a value Options refuses is a usage error naming its flag."""
     try:
-        plan = OutputPlan(
-            format=fmt,
-            fields=parse_fields(flags["fields"]) if flags["fields"] else FIELDS,
-            output=flags["output"],
-            summary_json=flags["summary_json"],
-            keep=RecordFilter.parse(flags["match_status"], flags["filter_status"], flags["only_failures"]),
-            accept=AcceptPolicy.parse(flags["accept"]),
-            fail_on=FailPolicy.parse(flags["fail_on"]),
-            progress=not (flags["no_progress"] or flags["quiet"]),
-            quiet=flags["quiet"],
-        )
-    except SpecError as exc:
-        raise click.UsageError(str(exc)) from None
-    if flags["fields"] and plan.record_format(env) == "table":
-        raise click.UsageError(
-            "--fields picks the keys of jsonl, json and csv records; the table has fixed columns "
-            "(add --json or --format csv, or -o FILE)"
-        )
-    return plan
-
-
-def _options(flags: dict[str, Any]) -> Options:
-    """Flags -> Options; a value Options refuses is a usage error naming its flag."""
-    try:
-        headers = tuple(parse_header(h) for h in flags.pop("headers"))
-        return Options(
-            concurrency=flags["concurrency"],
-            method=flags["method"],
-            headers=headers,
-            user_agent=flags["user_agent"],
-            timeout=flags["timeout"],
-            connect_timeout=flags["connect_timeout"],
-            follow_redirects=flags["follow"],
-            max_redirects=flags["max_redirects"],
-            verify=not flags["insecure"],
-            max_bytes=flags["max_bytes"],
-            default_scheme=flags["default_scheme"],
-            ordered=flags["ordered"],
-            retries=flags["retries"],
-            backoff=flags["backoff"],
-            retry_on=parse_retry_on(flags["retry_on"]),
-            max_retry_wait=flags["max_retry_wait"],
-            per_host=flags["per_host"],
-            rate=parse_rate(flags["rate"]) if flags["rate"] is not None else None,
-            rate_per_host=flags["rate_per_host"],
-            engine=flags["engine"],
-            processes=flags["processes"] or 0,
-            ray_address=flags["ray_address"],
-        )
+        return Options(**{name: value for settings in groups for name, value in settings.items()})
     except OptionsError as exc:
         ctx = click.get_current_context()
-        param = next((p for p in ctx.command.params if p.name == exc.field), None)
+        name = FLAG_OF_FIELD.get(exc.field or "", exc.field)
+        param = next((p for p in ctx.command.params if p.name == name), None)
         if param is None:
             raise click.UsageError(str(exc)) from None
-        raise click.BadParameter(exc.reason, ctx, param) from None
+        raise click.BadParameter(exc.reason, ctx, param, error_hint(ctx, param)) from None
 
 
 def run_cli() -> None:

@@ -13,11 +13,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 
 class ConfigError(ValueError):
     """The config file cannot be read or names a setting that does not exist."""
@@ -28,6 +23,11 @@ def load(path: str, known: Mapping[str, bool]) -> dict[str, Any]:
 
     A list-taking (repeatable) option accepts a TOML array or a single value.
     """
+    if sys.version_info >= (3, 11):  # imported here: every run loads this module, few read a file
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -26,9 +26,12 @@ PROXY_VARS = (
 
 @pytest.fixture(autouse=True)
 def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests only ever talk to 127.0.0.1; a proxy from the machine must not interfere."""
+    """Tests only ever talk to 127.0.0.1; a proxy from the machine must not interfere, nor
+    fetchpool's own settings (FETCHPOOL_CONCURRENCY, FETCHPOOL_CONFIG, ...) from a shell."""
     for var in PROXY_VARS + ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.startswith("FETCHPOOL_")]:
+        monkeypatch.delenv(var)
 
 
 @pytest.fixture(scope="session")
