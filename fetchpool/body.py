@@ -136,15 +136,22 @@ class BodyScan:
     def sha256(self) -> str | None:
         return self.hasher.hexdigest() if self.hasher is not None else None
 
-    def failure(self, truncated: bool) -> str | None:
-        """The first body check that failed, in words; None when all passed."""
+    def failure(self, truncated: bool, named: bool = False) -> str | None:
+        """The first body check that failed, in words; None when all passed.
+
+        `named` puts the flag of the check first (`--expect-body: ...`), as records say it.
+        """
         for matcher in self.reject:
             if matcher.found:
-                what = "matches" if isinstance(matcher, _Pattern) else "contains"
-                return f"body {what} {matcher.text!r} (rejected)"
+                pattern = isinstance(matcher, _Pattern)
+                what = "matches" if pattern else "contains"
+                flag = "--reject-regex: " if pattern else "--reject-body: "
+                return f"{flag if named else ''}body {what} {matcher.text!r} (rejected)"
         for matcher in self.expect:
             if not matcher.found:
-                what = "does not match" if isinstance(matcher, _Pattern) else "does not contain"
+                pattern = isinstance(matcher, _Pattern)
+                what = "does not match" if pattern else "does not contain"
+                flag = "--expect-regex: " if pattern else "--expect-body: "
                 within = " within --max-bytes" if truncated else ""
-                return f"body {what} {matcher.text!r}{within}"
+                return f"{flag if named else ''}body {what} {matcher.text!r}{within}"
         return None

@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .app import Environment, ExitCode, OutputPlan
+from .cli_response import response_options, response_settings
 from .limits import parse_rate
 from .options import (
     DEFAULT_USER_AGENT,
@@ -271,6 +272,7 @@ class Seconds(click.FloatRange):
     envvar="FETCHPOOL_DEBUG",
     help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
 )
+@response_options
 @click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any) -> None:
@@ -477,6 +479,7 @@ def _options(flags: dict[str, Any]) -> Options:
             per_host=flags["per_host"],
             rate=parse_rate(flags["rate"]) if flags["rate"] is not None else None,
             rate_per_host=flags["rate_per_host"],
+            **response_settings(flags),
         )
     except OptionsError as exc:
         ctx = click.get_current_context()

@@ -68,7 +68,7 @@ def _work(seq: int, target: Target, attempt: int = 1, started: float | None = No
     try:
         client = _client()
         started = started if started is not None else time.monotonic()
-        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started)
+        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started, target.id)
         delay = retry_delay(result, retry_after, client.options, started)
         if delay is not None:
             return seq, _Again(target, result, delay, started)
