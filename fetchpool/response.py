@@ -80,7 +80,9 @@ class Reading:
                 self.scan.feed(chunk)
             except OSError as exc:  # the body file: disk full, quota
                 self.save_error, self.cut = _save_error(exc), True
-                self.scan.save, self.scan = None, None
+                if self.scan.save is not None:
+                    self.scan.save.discard()  # no half file left behind
+                self.scan = None
                 raise _SaveFailed from None
 
     def finish(self, result: Result) -> None:
