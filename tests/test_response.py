@@ -28,7 +28,9 @@ from fetchpool.save import BodyFile
 from conftest import run_cli
 from servers import TestServer
 
-PAGE = "<html><head><title>\n  Caf\u00e9   du\n  Monde </title></head><body>" + "." * 5000 + "Welcome home</body></html>"
+PAGE = (
+    "<html><head><title>\n  Caf\u00e9   du\n  Monde </title></head><body>" + "." * 5000 + "Welcome home</body></html>"
+)
 
 
 class Pages(BaseHTTPRequestHandler):
@@ -238,9 +240,7 @@ def test_saves_never_collide(tmp_path: Path, site: Site) -> None:
     assert len(saved(tmp_path)) == 5  # the same request again replaces its own file, no other
 
 
-def test_saves_under_http_and_https_do_not_collide(
-    tmp_path: Path, tls_sites: tuple[Site, Site], trusted: Path
-) -> None:
+def test_saves_under_http_and_https_do_not_collide(tmp_path: Path, tls_sites: tuple[Site, Site], trusted: Path) -> None:
     """One host and port that answers both schemes: the two URLs differ only in theirs."""
     folder = tmp_path / "saves"
     folder.mkdir()
@@ -333,7 +333,7 @@ def test_cert_days_on_reused_connections_report_their_own_certificate(
     before = near.connections + far.connections
     seen = [fetch_one(site.url("/plain"), client) for site in (near, far, near, far, near)]
     assert near.connections + far.connections - before == 2  # one connection each, reused in turn
-    for result, days in zip(seen, (3, 90, 3, 90, 3)):
+    for result, days in zip(seen, (3, 90, 3, 90, 3), strict=True):
         assert result.extra is not None and result.extra["cert_days_left"] == days
         expires = dt.datetime.strptime(str(result.extra["cert_expires"]), "%Y-%m-%dT%H:%M:%SZ")
         assert abs(expires - dt.datetime.utcnow() - dt.timedelta(days=days, hours=1)) < dt.timedelta(minutes=30)
@@ -360,4 +360,3 @@ def test_readme_documents_the_new_keys_and_kinds() -> None:
         assert key in EXTRA_FIELDS and f"| `{key}` |" in readme
     for kind in (ErrorKind.CHECK, ErrorKind.SAVE):
         assert f"| `{kind.value}` |" in readme
-
