@@ -268,8 +268,11 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
         method, headers = _rebuild(response, method, url, target, headers)
         url = target
         result.final_url = redact_url(url)
-    if client.reader.active:  # the socket is the one this response came on: its certificate is ours
-        state.reading = client.reader.open(response, guard.sock, first_method, asked, state.id, result)
+    if not client.reader.active:  # the default: count the body, nothing more
+        _count_body(response, result, options.max_bytes, guard)
+        return
+    # guard.sock is the socket this response came on: its certificate is the one to report
+    state.reading = client.reader.open(response, guard.sock, first_method, asked, state.id, result)
     _count_body(response, result, options.max_bytes, guard, state.reading)
 
 
