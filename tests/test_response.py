@@ -336,7 +336,11 @@ def test_cert_days_on_reused_connections_report_their_own_certificate(
     for result, days in zip(seen, (3, 90, 3, 90, 3), strict=True):
         assert result.extra is not None and result.extra["cert_days_left"] == days
         expires = dt.datetime.strptime(str(result.extra["cert_expires"]), "%Y-%m-%dT%H:%M:%SZ")
-        assert abs(expires - dt.datetime.utcnow() - dt.timedelta(days=days, hours=1)) < dt.timedelta(minutes=30)
+        assert abs(
+            expires.replace(tzinfo=dt.timezone.utc)
+            - dt.datetime.now(dt.timezone.utc)
+            - dt.timedelta(days=days, hours=1)
+        ) < dt.timedelta(minutes=30)
     assert [r.error for r in seen] == [ErrorKind.CHECK, None, ErrorKind.CHECK, None, ErrorKind.CHECK]
     assert seen[0].error_message == (
         f"--cert-days: the certificate expires in 3 days ({seen[0].extra['cert_expires']}), fewer than 14"  # type: ignore[index]
