@@ -230,7 +230,11 @@ def fetch_attempt(
     result.elapsed_ms = round((end - started) * 1000, 3)
     result.ok = result.error is None and result.status is not None and 200 <= result.status < 400
     if state.reading is not None:
-        state.reading.finish(result)
+        try:
+            state.reading.finish(result)
+        except BaseException:  # a bug: the worker makes it an `internal` record; no stray file either
+            state.reading.abandon()
+            raise
     return result, state.retry_after
 
 
