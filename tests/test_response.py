@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 import trustme
+from click.testing import CliRunner
 
 from fetchpool.checks import Checks
+from fetchpool.cli import main
 from fetchpool.client import Client, fetch_one
 from fetchpool.options import Options, OptionsError
 from fetchpool.result import EXTRA_FIELDS, FIELDS, ErrorKind
@@ -189,8 +191,8 @@ def test_bad_check_and_response_flags_are_usage_errors(tmp_path: Path) -> None:
         (("--save-dir", str(tmp_path / "nowhere")), "is not an existing folder"),
         (("--include-header", "bad name"), "'--include-header': must be header names"),
     ):
-        proc = run_cli("http://127.0.0.1:9/", *args)
-        assert proc.returncode == 2 and said in proc.stderr.decode(), (args, proc.stderr)
+        result = CliRunner().invoke(main, ["http://127.0.0.1:9/", *args])
+        assert result.exit_code == 2 and said in result.output, (args, result.output)
 
 
 def test_options_check_the_response_fields(tmp_path: Path) -> None:
