@@ -1,9 +1,10 @@
 """Read each body once: count it, hash it, match it, find its title, save it.
 
 A body is never held whole. Checks look at it as it streams past: a text needle keeps
-only `len(needle) - 1` bytes of overlap between chunks and a regex `REGEX_WINDOW` bytes,
-so a match that spans two chunks is still found; the title keeps at most `TITLE_MAX`
-bytes; a saved body goes straight to its file. Memory stays bounded whatever the size.
+only `len(needle) - 1` bytes of overlap between chunks and a regex `REGEX_WINDOW` bytes
+(plus up to `REGEX_WINDOW` bytes and one chunk not yet searched), so a match that spans
+two chunks is still found; the title keeps at most `TITLE_MAX` bytes; a saved body goes
+straight to its file. Memory stays bounded whatever the size.
 """
 
 from __future__ import annotations
@@ -44,23 +45,39 @@ class _Needle:
 
 
 class _Pattern:
-    """A regex over a sliding window of the body."""
+    """A regex over a sliding window of the body.
+
+    Chunks are gathered until `REGEX_WINDOW` new bytes are in, then searched together with
+    the last `REGEX_WINDOW` bytes before them: small chunks (a dripping server, TLS records)
+    cost one search per window, not a 64 KiB copy and search per chunk. `done` searches
+    what is left at the end of the body.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.regex = re.compile(text.encode("utf-8"))
         self.tail = b""
+        self.pending: list[bytes] = []
+        self.size = 0
         self.found = False
 
     def feed(self, chunk: bytes) -> None:
         if self.found:
             return
-        window = self.tail + chunk
-        if self.regex.search(window):
-            self.found = True
-            self.tail = b""
+        self.pending.append(chunk)
+        self.size += len(chunk)
+        if self.size >= REGEX_WINDOW:
+            self.done()
+
+    def done(self) -> None:
+        if self.found or not self.pending:
             return
-        self.tail = window[-REGEX_WINDOW:]
+        window = self.tail + b"".join(self.pending)
+        self.pending, self.size = [], 0
+        if self.regex.search(window):
+            self.found, self.tail = True, b""
+        else:
+            self.tail = window[-REGEX_WINDOW:]
 
 
 class _Title:
@@ -136,15 +153,25 @@ class BodyScan:
     def sha256(self) -> str | None:
         return self.hasher.hexdigest() if self.hasher is not None else None
 
-    def failure(self, truncated: bool) -> str | None:
-        """The first body check that failed, in words; None when all passed."""
+    def failure(self, truncated: bool, named: bool = False) -> str | None:
+        """The first body check that failed, in words; None when all passed (the body has ended).
+
+        `named` puts the flag of the check first (`--expect-body: ...`), as records say it.
+        """
+        for matcher in (*self.expect, *self.reject):
+            if isinstance(matcher, _Pattern):
+                matcher.done()
         for matcher in self.reject:
             if matcher.found:
-                what = "matches" if isinstance(matcher, _Pattern) else "contains"
-                return f"body {what} {matcher.text!r} (rejected)"
+                pattern = isinstance(matcher, _Pattern)
+                what = "matches" if pattern else "contains"
+                flag = "--reject-regex: " if pattern else "--reject-body: "
+                return f"{flag if named else ''}body {what} {matcher.text!r} (rejected)"
         for matcher in self.expect:
             if not matcher.found:
-                what = "does not match" if isinstance(matcher, _Pattern) else "does not contain"
+                pattern = isinstance(matcher, _Pattern)
+                what = "does not match" if pattern else "does not contain"
+                flag = "--expect-regex: " if pattern else "--expect-body: "
                 within = " within --max-bytes" if truncated else ""
-                return f"body {what} {matcher.text!r}{within}"
+                return f"{flag if named else ''}body {what} {matcher.text!r}{within}"
         return None

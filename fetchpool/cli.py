@@ -24,6 +24,7 @@ from .cli_options import (
     run_options,
     run_settings,
 )
+from .cli_response import response_options, response_settings
 from .cli_types import FileOrUrl
 from .options import Options, OptionsError
 from .result import redact_text
@@ -55,6 +56,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "aut
     envvar="FETCHPOOL_DEBUG",
     help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
 )
+@response_options
 @config_option
 @version_option
 @click.pass_context
@@ -79,6 +81,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     options = _options(
         run_settings(flags),
         fetch_settings(flags),
+        response_settings(flags),
     )
     _check_ca_bundle(options)
     _check_engine(options)

@@ -29,6 +29,7 @@ from .deadline import WATCHDOG, Guard
 from .errors import FetchError, classify
 from .inputs import FETCHABLE
 from .options import Options
+from .response import Reader, Reading
 from .result import ErrorKind, Result, one_line, redact_text, redact_url
 from .retry import IDEMPOTENT, retry_delay
 
@@ -190,6 +191,7 @@ class Client:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self.verify: bool | str = (ca_bundle or True) if options.verify else False
         self.headers = request_headers(options)
+        self.reader = Reader(options)  # headers, title, hash, save, checks: all off by default
         self._proxies: dict[str, dict[str, str]] = {}
         self._secrets = [v for k, v in options.headers if k.lower() in SECRET_HEADERS and v and len(v) >= 4]
 
@@ -217,16 +219,18 @@ class Client:
 class _Attempt:
     """Mutable state of one attempt while it runs; becomes the Result at the end."""
 
-    def __init__(self, result: Result, start: float) -> None:
+    def __init__(self, result: Result, start: float, id: Any = None) -> None:
         self.result = result
         self.start = start
         self.retry_after: str | None = None
+        self.id = id  # the input's id: part of a saved body's file name
+        self.reading: Reading | None = None  # set for the final response when a feature reads it
 
     def ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 3)
 
 
-def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Result:
+def fetch_one(url: str, client: Client, line: int = 0, source: str = "-", id: Any = None) -> Result:
     """Fetch `url` (already normalised), retrying as the options say; never raises.
 
     Waits between attempts in this thread: the simple path for library callers. The
@@ -234,7 +238,7 @@ def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Res
     """
     started, attempt = time.monotonic(), 1
     while True:
-        result, retry_after = fetch_attempt(url, client, line, source, attempt, started)
+        result, retry_after = fetch_attempt(url, client, line, source, attempt, started, id)
         delay = retry_delay(result, retry_after, client.options, started)
         if delay is None:
             return result
@@ -243,21 +247,29 @@ def fetch_one(url: str, client: Client, line: int = 0, source: str = "-") -> Res
 
 
 def fetch_attempt(
-    url: str, client: Client, line: int = 0, source: str = "-", attempt: int = 1, started: float | None = None
+    url: str,
+    client: Client,
+    line: int = 0,
+    source: str = "-",
+    attempt: int = 1,
+    started: float | None = None,
+    id: Any = None,
 ) -> tuple[Result, str | None]:
     """One attempt under the URL's deadline -> its record and any `Retry-After` header.
 
     The deadline is `started` (the first attempt's start) plus `-t`, so it bounds every
     attempt and every wait between them; `elapsed_ms` counts from `started` too. A record
-    is ok only when its whole response was read before the deadline.
+    is ok only when its whole response was read before the deadline, and passed its checks.
     """
     options = client.options
     result = Result(url=redact_url(url), line=line, input=source, attempts=attempt)
-    state = _Attempt(result, time.monotonic())
+    state = _Attempt(result, time.monotonic(), id)
     started = state.start if started is None else started
     deadline = started + options.timeout
     if attempt > 1 and state.start >= deadline:  # a retry started late (every worker was busy)
         return _too_late(result, options.timeout, state.start - started), None
+    if client.reader.active:
+        client.reader.begin(result)
     with WATCHDOG.watch(deadline) as guard:
         try:
             _follow(url, client, state, guard)
@@ -270,6 +282,12 @@ def fetch_attempt(
             result.error, result.error_message = kind, one_line(client.redact(message))
     result.elapsed_ms = round((end - started) * 1000, 3)
     result.ok = result.error is None and result.status is not None and 200 <= result.status < 400
+    if state.reading is not None:
+        try:
+            state.reading.finish(result)
+        except BaseException:  # a bug: the worker makes it an `internal` record; no stray file either
+            state.reading.abandon()
+            raise
     return result, state.retry_after
 
 
@@ -286,6 +304,7 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
     """Send, follow redirects while allowed, then count the final body."""
     options, result = client.options, state.result
     method, headers = options.method, client.headers
+    asked, first_method = url, method
     result.final_url = redact_url(url)
     while True:
         response = _send(method, url, headers, client, guard, normalised=result.redirects == 0)
@@ -306,7 +325,12 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
         method, headers = _rebuild(response, method, url, target, headers)
         url = target
         result.final_url = redact_url(url)
-    _count_body(response, result, options.max_bytes, guard)
+    if not client.reader.active:  # the default: count the body, nothing more
+        _count_body(response, result, options.max_bytes, guard)
+        return
+    # guard.sock is the socket this response came on: its certificate is the one to report
+    state.reading = client.reader.open(response, guard.sock, first_method, asked, state.id, result)
+    _count_body(response, result, options.max_bytes, guard, state.reading)
 
 
 def _check_hop(target: str, done: int, limit: int, guard: Guard) -> None:
@@ -413,11 +437,12 @@ def _drain(response: Response, guard: Guard) -> None:
     guard.check()
 
 
-def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> None:
+def _count_body(response: Response, result: Result, cap: int, guard: Guard, reading: Reading | None = None) -> None:
     """Stream the body, counting bytes and keeping none, stopping at `cap`.
 
     Checked after every read: a body framed by the connection's close ends with an end of
-    file, and so does a socket the watchdog shut.
+    file, and so does a socket the watchdog shut. `reading`, when a feature needs the
+    body, sees each chunk, cut at `cap`: what is hashed, matched or saved is what was read.
     """
     raw, seen, ended = response.raw, 0, False
     try:
@@ -427,6 +452,8 @@ def _count_body(response: Response, result: Result, cap: int, guard: Guard) -> N
             if not data:
                 ended = True
                 break
+            if reading is not None:
+                reading.feed(data if seen + len(data) <= cap else data[: cap - seen])
             seen += len(data)
             if seen > cap:
                 result.truncated = True

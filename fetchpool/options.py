@@ -134,6 +134,17 @@ def _pairs(headers: object) -> tuple[tuple[str, str | None], ...]:
     return tuple((name, value) for name, value in pairs)
 
 
+def _check_folder(folder: object) -> None:
+    """`--save-dir` must name a folder that exists and can be written: a typo fails now, once,
+    not as a failed save per URL. It is not created (a misspelt name would be)."""
+    if not isinstance(folder, str) or not folder:
+        raise OptionsError("must be the path of a folder", "save_dir")
+    if not os.path.isdir(folder):
+        raise OptionsError(f"{folder!r} is not an existing folder", "save_dir")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OptionsError(f"{folder!r} is not writable", "save_dir")
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """How to fetch. Defaults are the CLI's defaults."""
@@ -187,6 +198,7 @@ class Options:
         if not isinstance(self.retry_on, (set, frozenset)) or not all(_retry_item(i) for i in self.retry_on):
             raise OptionsError("must be a set of status codes and error kinds (see parse_retry_on)", "retry_on")
         object.__setattr__(self, "retry_on", frozenset(self.retry_on))
+        self._check_response()
         _number("read_ahead", self.read_ahead, -math.inf, math.inf, integer=True)
         if self.read_ahead <= 0:
             object.__setattr__(self, "read_ahead", 2 * self.concurrency)
@@ -222,6 +234,23 @@ class Options:
         for name, value in headers:
             check_header(name, value)
         object.__setattr__(self, "headers", headers)
+
+    def _check_response(self) -> None:
+        """What is taken from each response: header names, flags, the save folder, the checks."""
+        names = self.include_headers
+        if isinstance(names, str) or not all(isinstance(n, str) and _TOKEN.fullmatch(n) for n in names):
+            raise OptionsError(f"must be header names (letters, digits and {TCHARS})", "include_headers")
+        first: dict[str, str] = {}
+        for name in names:  # names are case-insensitive: a repeat adds nothing, the first spelling stays
+            first.setdefault(name.lower(), name)
+        object.__setattr__(self, "include_headers", tuple(first.values()))
+        for name in ("title", "hash_body"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError("must be True or False", name)
+        if self.save_dir is not None:
+            _check_folder(self.save_dir)
+        if not isinstance(self.checks, Checks):
+            raise OptionsError("must be a checks.Checks", "checks")
 
     @property
     def limited(self) -> bool:

@@ -24,6 +24,8 @@ class ErrorKind(str, Enum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     PROTOCOL = "protocol"
     READ = "read"
+    CHECK = "check"
+    SAVE = "save"
     INTERNAL = "internal"
 
 

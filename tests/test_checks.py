@@ -41,6 +41,16 @@ def test_regex_is_found_across_chunk_boundaries(size: int) -> None:
     assert scan.failure(truncated=False) is None
 
 
+@pytest.mark.parametrize("offset", [-7, -3, 0, 5, REGEX_WINDOW - 4])
+def test_a_regex_is_found_where_the_searched_windows_meet(offset: int) -> None:
+    body = b"a" * (REGEX_WINDOW + offset) + b"<id=42>" + b"b" * (3 * REGEX_WINDOW)
+    for size in (1000, 4096, REGEX_WINDOW + 1):
+        scan = BodyScan(Checks(reject_regex=(r"<id=\d+>",), expect_regex=(r"b{100}$",)))
+        feed(scan, body, size)
+        assert scan.failure(truncated=False) == "body matches '<id=\\\\d+>' (rejected)"
+        assert all(len(m.tail) <= REGEX_WINDOW and m.size < REGEX_WINDOW + size for m in scan.reject)  # type: ignore[union-attr]
+
+
 def test_missing_and_rejected_text_are_named() -> None:
     scan = BodyScan(Checks(expect_body=("OK",), reject_regex=(r"[Ee]rror \d+",)), hash_body=False)
     feed(scan, b"Internal Error 500", 4)

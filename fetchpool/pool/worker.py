@@ -46,7 +46,7 @@ def work(job: Job, client: Client) -> Result | Again:
     _, target, attempt, started = job
     try:
         started = started if started is not None else time.monotonic()
-        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started)
+        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started, target.id)
         delay = retry_delay(result, retry_after, client.options, started)
         if delay is not None:
             return Again(target, result, delay, started)
