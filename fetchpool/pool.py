@@ -68,8 +68,8 @@ def _work(seq: int, target: Target, attempt: int = 1, started: float | None = No
     try:
         client = _client()
         started = started if started is not None else time.monotonic()
-        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started)
-        delay = retry_delay(result, retry_after, client.options, started)
+        result, retry_after = fetch_attempt(target, client, attempt, started)
+        delay = retry_delay(result, retry_after, client.options, started, client.method_of(target))
         if delay is not None:
             return seq, _Again(target, result, delay, started)
     except BaseException as exc:  # noqa: BLE001 - the promise is one record per line
