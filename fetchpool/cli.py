@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .app import Environment, ExitCode, OutputPlan
+from .cli_request import request_options, request_settings
 from .limits import parse_rate
 from .options import (
     DEFAULT_USER_AGENT,
@@ -271,6 +272,7 @@ class Seconds(click.FloatRange):
     envvar="FETCHPOOL_DEBUG",
     help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
 )
+@request_options
 @click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any) -> None:
@@ -301,7 +303,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     plan = _plan(flags, env)
     paths = tuple(f for f in files if isinstance(f, str)) if files else ("-",)
     _check_paths(env, paths if demo is None else (), plan)
-    options = _options(flags)
+    options = _options(flags, request_settings(flags))
     _check_ca_bundle(options)
     from .app import drive, silence_stdout
     from .streams import STDOUT, StreamError
@@ -453,8 +455,9 @@ def _plan(flags: dict[str, Any], env: Environment) -> OutputPlan:
     return plan
 
 
-def _options(flags: dict[str, Any]) -> Options:
-    """Flags -> Options; a value Options refuses is a usage error naming its flag."""
+def _options(flags: dict[str, Any], more: dict[str, Any]) -> Options:
+    """Flags (and the settings of other flag groups) -> Options; a value Options refuses is
+    a usage error naming its flag."""
     try:
         headers = tuple(parse_header(h) for h in flags.pop("headers"))
         return Options(
@@ -477,6 +480,7 @@ def _options(flags: dict[str, Any]) -> Options:
             per_host=flags["per_host"],
             rate=parse_rate(flags["rate"]) if flags["rate"] is not None else None,
             rate_per_host=flags["rate_per_host"],
+            **more,
         )
     except OptionsError as exc:
         ctx = click.get_current_context()
