@@ -8,8 +8,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from fetchpool.app import Environment
 from fetchpool.cli import main
 
 import faultserver
-from conftest import run_cli
+from conftest import cli_env, run_cli
 from faultserver import loopback_getaddrinfo, serving
 from servers import TestServer
 
@@ -216,3 +219,37 @@ def test_resolve_keeps_the_host_header(server: TestServer, monkeypatch: pytest.M
 def test_bad_resolve_is_a_usage_error(value: str) -> None:
     result = invoke(["--resolve", value, "http://127.0.0.1:1/"])
     assert result.exit_code == 2 and "--resolve" in result.output
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _recipes() -> list[str]:
+    """The `jq` command lines of the README's JSON-line input section, in order."""
+    text = README.read_text()
+    section = text[text.index("### JSON-line input") :]
+    block = section[section.index("```sh") : section.index("```\n", section.index("```sh") + 5)]
+    return [line for line in block.splitlines() if line.startswith("jq ")]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+def test_the_readme_jq_recipes_make_input_fetchpool_reads(server: TestServer, tmp_path: Path) -> None:
+    csv_recipe, api_recipe, join_recipe = _recipes()
+    (tmp_path / "sites.csv").write_text(
+        f"id,url,owner\nshop,{server.url('/request?id=csv1')},ann\nblog,{server.url('/status/500')},bob\n"
+    )
+    items = [{"id": i, "name": f"n{i}", "links": {"self": server.url(f"/request?id=api{i}")}} for i in (1, 2)]
+    (tmp_path / "answer.json").write_text(json.dumps({"items": items}))
+    fetchpool = f"{sys.executable} -m fetchpool --retries 0"
+    for recipe in (csv_recipe, api_recipe):
+        command = recipe.replace("| fetchpool", f"| {fetchpool}")
+        proc = subprocess.run(command, shell=True, cwd=tmp_path, env=cli_env(), capture_output=True, timeout=60)
+        assert proc.returncode in (0, 1), proc.stderr
+    sites = {r["id"]: r for r in records((tmp_path / "sites.jsonl").read_bytes())}
+    assert sites["shop"]["ok"] is True and sites["shop"]["meta"] == {"owner": "ann"}
+    assert sites["blog"]["status"] == 500
+    checks = records((tmp_path / "checks.jsonl").read_bytes())
+    assert sorted(r["id"] for r in checks) == [1, 2] and {r["method"] for r in checks} == {"POST"}
+    assert json.loads(seen(server, "api2")["body"]) == {"check": "n2"}
+    joined = subprocess.run(join_recipe, shell=True, cwd=tmp_path, capture_output=True, timeout=60, check=True)
+    assert joined.stdout.decode() == "bob blog 500\n"
