@@ -41,6 +41,8 @@ _BARE_CREDENTIALS = re.compile(
 _OPAQUE = frozenset(("mailto", "news", "xmpp", "sip", "sips", "acct", "im", "pres", "mid", "cid", "javascript", "data"))
 _PORT_ZERO = re.compile(r"[^:]*://[^/?#]*:0+(?:[/?#]|\Z)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# In the text of a bad JSON line shown in its record: the value of a credential header.
+_SECRET_VALUE = re.compile(r'("(?:authorization|cookie|proxy-authorization)"\s*:\s*)"(?:[^"\\]|\\.)*"', re.I)
 # URLs that requests' prepare_url would return unchanged (but for a "/" path): lower-case
 # ASCII host, no user info, no percent signs or fragment, only characters it never quotes.
 # Most input lines look like this, and matching is ten times cheaper than preparing.
@@ -286,7 +288,7 @@ def json_target(text: str, number: int, source: str, default_scheme: str) -> Ite
     """
     request = parse_object(text)
     if isinstance(request, str):
-        shown = clip(redact_text(redact_url(text)), SHOWN_CHARS)
+        shown = clip(redact_text(redact_url(_SECRET_VALUE.sub(r'\1"***"', text))), SHOWN_CHARS)
         return Result.failed(shown, number, ErrorKind.INVALID_URL, f"JSON line {number}: {request}", source)
     url, failure = normalise(request.url, default_scheme)
     if failure is not None:
@@ -297,7 +299,10 @@ def json_target(text: str, number: int, source: str, default_scheme: str) -> Ite
         failure.extra = extra or None
         return failure
     assert url is not None
-    return Target(url, number, source, request.method, request.headers, request.body, request.id, request.meta)
+    headers = request.headers
+    if request.json_body and not any(name.lower() == "content-type" for name, _ in headers):
+        headers += (("Content-Type", "application/json"),)
+    return Target(url, number, source, request.method, headers, request.body, request.id, request.meta)
 
 
 def open_inputs(

@@ -71,8 +71,5 @@ def parse_object(text: str) -> LineRequest | str:
         body = obj["data"].encode("utf-8")
     elif "json" in obj:
         body, is_json = json.dumps(obj["json"], separators=(",", ":")).encode("utf-8"), True
-    pairs = tuple(headers.items())
-    if is_json and not any(name.lower() == "content-type" for name, _ in pairs):
-        pairs += (("Content-Type", "application/json"),)
     method = method.upper() if method is not None else None
-    return LineRequest(url.strip(), method, pairs, body, is_json, obj.get("id"), obj.get("meta"))
+    return LineRequest(url.strip(), method, tuple(headers.items()), body, is_json, obj.get("id"), obj.get("meta"))

@@ -184,7 +184,7 @@ class Options:
     read_ahead: int = field(default=0)
     # Requests and pipelines. Each is off by default: the default record and path stay as they are.
     input_format: str = "auto"  # auto | lines | jsonl (auto: a line starting with `{` is JSON)
-    data: bytes | None = None  # -d: a body for every request that has none of its own
+    data: bytes | None = None  # -d: a body for every request that has none of its own (method as given)
     user: str | None = None  # -u USER:PASS: Basic auth for every request, masked everywhere
     retry_all_methods: bool = False  # retry POST and other non-idempotent methods too
     compressed: bool = False  # ask for gzip/deflate (br if available); the cap applies decoded

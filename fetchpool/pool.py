@@ -24,7 +24,7 @@ from multiprocessing.pool import ThreadPool
 from typing import Any
 from urllib.parse import urlsplit
 
-from .client import Client, fetch_attempt
+from .client import Client, echoed, fetch_attempt
 from .inputs import Item, Target, parse
 from .limits import HostGate
 from .options import Options
@@ -75,6 +75,7 @@ def _work(seq: int, target: Target, attempt: int = 1, started: float | None = No
     except BaseException as exc:  # noqa: BLE001 - the promise is one record per line
         message = f"{type(exc).__name__}: {exc}"
         result = Result.failed(target.url, target.line, ErrorKind.INTERNAL, message, target.input)
+        result.extra = echoed(target) or None
     return seq, result
 
 

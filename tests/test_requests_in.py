@@ -81,6 +81,14 @@ def test_every_kind_of_bad_object_is_an_invalid_url_record_with_its_line() -> No
     assert b"Traceback" not in proc.stderr
 
 
+def test_a_bad_object_never_shows_its_credentials() -> None:
+    line = json.dumps({"url": 5, "headers": {"Authorization": f"Bearer {PASSWORD}", "Cookie": PASSWORD}})
+    result = invoke([], line + "\n")
+    [record] = records(result.stdout)
+    assert record["error"] == "invalid_url" and '"Authorization": "***"' in record["url"]
+    assert PASSWORD not in result.output
+
+
 def test_mixed_methods_and_bodies_in_one_run(server: TestServer) -> None:
     url = server.url("/request?id=")
     lines = [
