@@ -261,3 +261,22 @@ def test_the_readme_jq_recipes_make_input_fetchpool_reads(server: TestServer, tm
     assert json.loads(seen(server, "api2")["body"]) == {"check": "n2"}
     joined = subprocess.run(join_recipe, shell=True, cwd=tmp_path, capture_output=True, timeout=60, check=True)
     assert joined.stdout.decode() == "bob blog 500\n"
+
+
+def test_a_target_carries_its_request_through_the_library(server: TestServer) -> None:
+    from fetchpool import Options, run
+    from fetchpool.client import Client, fetch_one
+    from fetchpool.inputs import Target
+
+    own = Target(server.url("/request?id=lib1"), 4, "x", "DELETE", (("X-Own", "1"),), b"gone", id=[1], meta=None)
+    result = fetch_one(own, Client(Options(method="HEAD", headers={"X-Own": "run", "X-Run": "r"})))
+    got = seen(server, "lib1")
+    assert (got["method"], got["body"], got["headers"]["X-Own"], got["headers"]["X-Run"]) == (
+        "DELETE",
+        b"gone",
+        "1",
+        "r",
+    )
+    assert result.line == 4 and result.to_dict()["method"] == "DELETE" and result.to_dict()["id"] == [1]
+    [plain] = run([Target(server.url("/request?id=lib2"), 1)], Options(method="HEAD"))
+    assert seen(server, "lib2")["method"] == "HEAD" and "method" not in plain.to_dict()
