@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .app import Environment
 from .options import OptionsError, parse_resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,7 +98,8 @@ def _body(ctx: click.Context, text: str) -> bytes:
         files = ctx.params.get("files") or ()
         if not files or "-" in files:
             raise click.BadParameter("@- reads stdin, which already carries the URLs: use @FILE", ctx, _param(ctx))
-        data = sys.stdin.buffer.read()
+        stdin = ctx.obj.stdin_bytes if isinstance(ctx.obj, Environment) else sys.stdin.buffer
+        data = stdin.read()
     else:
         try:
             with open(path, "rb") as f:

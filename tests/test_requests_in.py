@@ -142,6 +142,11 @@ def test_data_text_and_file_imply_post_and_x_overrides(server: TestServer, tmp_p
     assert (d4["body"], d5["body"]) == (b"own", b"run")
 
 
+def test_data_from_stdin_when_the_urls_come_from_elsewhere(server: TestServer) -> None:
+    assert invoke(["-d", "@-", server.url("/request?id=stdin")], "from\nstdin\n").exit_code == 0
+    assert seen(server, "stdin")["body"] == b"fromstdin"
+
+
 def test_data_from_stdin_is_refused_when_stdin_carries_the_urls(tmp_path: Path) -> None:
     result = invoke(["-d", "@-"], "http://127.0.0.1:1/\n")
     assert result.exit_code == 2 and "@- reads stdin" in result.output
