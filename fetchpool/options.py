@@ -93,6 +93,10 @@ def check_resolve(entry: object) -> tuple[str, int, str]:
     host, port, address = entry
     if not isinstance(host, str) or not host or any(c in host for c in ":/@[] "):
         raise OptionsError(f"not a host name: {host!r}", "resolve")
+    try:
+        host = host.encode("idna").decode("ascii")  # as the URL's host is sent: `bücher.test` -> `xn--...`
+    except UnicodeError:
+        raise OptionsError(f"not a host name: {host!r}", "resolve") from None
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise OptionsError(f"the port must be 1 to 65535, got {port!r}", "resolve")
     try:
