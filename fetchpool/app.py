@@ -200,8 +200,8 @@ def _items(env: Environment, files: Sources, demo: int | None, options: Options,
     from .inputs import open_inputs, parse
 
     if demo is None:
-        scheme = options.default_scheme
-        return itertools.chain.from_iterable(_named(open_inputs((f,), env.stdin_bytes, scheme), f) for f in files)
+        scheme, form = options.default_scheme, options.input_format  # req-in: --input-format
+        return itertools.chain.from_iterable(_named(open_inputs((f,), env.stdin_bytes, scheme, form), f) for f in files)
     from . import demo as demo_server
 
     base = stack.enter_context(demo_server.serve())

@@ -24,6 +24,7 @@ from .cli_options import (
     run_options,
     run_settings,
 )
+from .cli_request import request_options, request_settings
 from .cli_response import response_options, response_settings
 from .cli_types import FileOrUrl
 from .options import Options, OptionsError
@@ -56,6 +57,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "aut
     envvar="FETCHPOOL_DEBUG",
     help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
 )
+@request_options
 @response_options
 @config_option
 @version_option
@@ -79,6 +81,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     plan = output_plan(flags, env)
     _check_paths(env, tuple(f for f in files or ("-",) if isinstance(f, str)) if demo is None else (), plan)
     options = _options(
+        request_settings(flags),  # first: -d without -X makes the method POST
         run_settings(flags),
         fetch_settings(flags),
         response_settings(flags),

@@ -24,11 +24,12 @@ from requests.utils import get_environ_proxies
 from urllib3 import HTTPHeaderDict
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
-from .connection import POOL_CLASSES, stale
+from .connection import pool_classes, stale
 from .deadline import WATCHDOG, Guard
 from .errors import FetchError, classify
-from .inputs import FETCHABLE
+from .inputs import FETCHABLE, Target
 from .options import Options
+from .request import Request, run_request, secret_values, target_request
 from .response import Reader, Reading
 from .result import ErrorKind, Result, one_line, redact_text, redact_url
 from .retry import IDEMPOTENT, retry_delay
@@ -50,9 +51,13 @@ class _Adapter(HTTPAdapter):
     charset sniffing. Each worker owns its adapter, so the small cache needs no lock.
     """
 
+    def __init__(self, resolve: tuple[tuple[str, int, str], ...] = (), **kwargs: Any) -> None:
+        self.pool_classes = pool_classes(resolve)
+        super().__init__(**kwargs)
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
+        self.poolmanager.pool_classes_by_scheme = self.pool_classes
         self._pools: dict[tuple[Any, ...], Any] = {}
 
     def build_connection_pool_key_attributes(
@@ -79,7 +84,7 @@ class _Adapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kwargs)
-        manager.pool_classes_by_scheme = POOL_CLASSES
+        manager.pool_classes_by_scheme = self.pool_classes
         return manager
 
     def get_connection_with_tls_context(
@@ -187,18 +192,36 @@ class Client:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.adapter = _Adapter(pool_connections=64, pool_maxsize=2, max_retries=0)
+        self.adapter = _Adapter(options.resolve, pool_connections=64, pool_maxsize=2, max_retries=0)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self.verify: bool | str = (ca_bundle or True) if options.verify else False
         self.headers = request_headers(options)
         self.reader = Reader(options)  # headers, title, hash, save, checks: all off by default
+        self.request = run_request(options, self.headers)
         self._proxies: dict[str, dict[str, str]] = {}
-        self._secrets = [v for k, v in options.headers if k.lower() in SECRET_HEADERS and v and len(v) >= 4]
+        self._secrets = secret_values(tuple(self.request.headers.items()), SECRET_HEADERS)
+        if options.user is not None:
+            self._secrets += [s for s in (options.user, options.user.partition(":")[2]) if len(s) >= 4]
 
-    def redact(self, text: str) -> str:
-        """Take credentials out of a message: URL passwords and secret header values."""
+    def request_for(self, target: Target) -> Request:
+        """The run's request for a bare URL line; a JSON line's own, merged over it."""
+        if target.method is None and target.body is None and not target.headers:
+            return self.request
+        return target_request(target, self.request)
+
+    def method_of(self, target: Target) -> str:
+        """The method a target is fetched with (what retries depend on)."""
+        if target.method is None and target.body is None:
+            return self.request.method
+        return target_request(target, self.request).method
+
+    def redact(self, text: str, target: Target | None = None) -> str:
+        """Take credentials out of a message: URL passwords, -u and secret header values."""
         text = redact_text(text)
-        for secret in self._secrets:
+        secrets = self._secrets
+        if target is not None and target.headers:
+            secrets = secrets + secret_values(target.headers, SECRET_HEADERS)
+        for secret in secrets:
             text = text.replace(secret, "***")
         return text
 
@@ -230,16 +253,18 @@ class _Attempt:
         return round((time.monotonic() - self.start) * 1000, 3)
 
 
-def fetch_one(url: str, client: Client, line: int = 0, source: str = "-", id: Any = None) -> Result:
-    """Fetch `url` (already normalised), retrying as the options say; never raises.
+def fetch_one(target: Target | str, client: Client, line: int = 0, source: str = "-") -> Result:
+    """Fetch a Target (or a URL already normalised), retrying as the options say; never raises.
 
     Waits between attempts in this thread: the simple path for library callers. The
     pool instead uses `fetch_attempt` and schedules retries without holding a worker.
     """
+    if isinstance(target, str):
+        target = Target(target, line, source)
     started, attempt = time.monotonic(), 1
     while True:
-        result, retry_after = fetch_attempt(url, client, line, source, attempt, started, id)
-        delay = retry_delay(result, retry_after, client.options, started)
+        result, retry_after = fetch_attempt(target, client, attempt, started)
+        delay = retry_delay(result, retry_after, client.options, started, client.method_of(target))
         if delay is None:
             return result
         time.sleep(delay)
@@ -247,13 +272,7 @@ def fetch_one(url: str, client: Client, line: int = 0, source: str = "-", id: An
 
 
 def fetch_attempt(
-    url: str,
-    client: Client,
-    line: int = 0,
-    source: str = "-",
-    attempt: int = 1,
-    started: float | None = None,
-    id: Any = None,
+    target: Target, client: Client, attempt: int = 1, started: float | None = None
 ) -> tuple[Result, str | None]:
     """One attempt under the URL's deadline -> its record and any `Retry-After` header.
 
@@ -261,9 +280,11 @@ def fetch_attempt(
     attempt and every wait between them; `elapsed_ms` counts from `started` too. A record
     is ok only when its whole response was read before the deadline, and passed its checks.
     """
-    options = client.options
-    result = Result(url=redact_url(url), line=line, input=source, attempts=attempt)
-    state = _Attempt(result, time.monotonic(), id)
+    options, url = client.options, target.url
+    result = Result(url=redact_url(url), line=target.line, input=target.input, attempts=attempt)
+    if target.method is not None or target.id is not None or target.meta is not None:
+        result.extra = echoed(target)
+    state = _Attempt(result, time.monotonic(), target.id)
     started = state.start if started is None else started
     deadline = started + options.timeout
     if attempt > 1 and state.start >= deadline:  # a retry started late (every worker was busy)
@@ -272,14 +293,14 @@ def fetch_attempt(
         client.reader.begin(result)
     with WATCHDOG.watch(deadline) as guard:
         try:
-            _follow(url, client, state, guard)
+            _follow(target, client, state, guard)
             end = time.monotonic()
             if guard.expired or end >= deadline:  # the last read ended as the deadline passed
                 raise FetchError(ErrorKind.TIMEOUT, "total deadline reached")
         except Exception as exc:  # every failure is a record, by design
             end = time.monotonic()
             kind, message = classify(exc, guard.expired or end >= deadline, options.timeout)
-            result.error, result.error_message = kind, one_line(client.redact(message))
+            result.error, result.error_message = kind, one_line(client.redact(message, target))
     result.elapsed_ms = round((end - started) * 1000, 3)
     result.ok = result.error is None and result.status is not None and 200 <= result.status < 400
     if state.reading is not None:
@@ -291,6 +312,18 @@ def fetch_attempt(
     return result, state.retry_after
 
 
+def echoed(target: Target) -> dict[str, Any]:
+    """The record keys a JSON line asked for: its own method, and its id and meta unchanged."""
+    extra: dict[str, Any] = {}
+    if target.method is not None:
+        extra["method"] = target.method
+    if target.id is not None:
+        extra["id"] = target.id
+    if target.meta is not None:
+        extra["meta"] = target.meta
+    return extra
+
+
 def _too_late(result: Result, timeout: float, elapsed: float) -> Result:
     """The record of a retry whose start came after the deadline: no request, no attempt."""
     result.attempts -= 1
@@ -300,14 +333,15 @@ def _too_late(result: Result, timeout: float, elapsed: float) -> Result:
     return result
 
 
-def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
+def _follow(target: Target, client: Client, state: _Attempt, guard: Guard) -> None:
     """Send, follow redirects while allowed, then count the final body."""
-    options, result = client.options, state.result
-    method, headers = options.method, client.headers
+    options, result, url = client.options, state.result, target.url
+    request = client.request_for(target)
+    method, headers, body = request.method, request.headers, request.body
     asked, first_method = url, method
     result.final_url = redact_url(url)
     while True:
-        response = _send(method, url, headers, client, guard, normalised=result.redirects == 0)
+        response = _send(method, url, headers, body, client, guard, normalised=result.redirects == 0)
         if guard.passed():  # headers cut short by the deadline's shutdown are no answer
             response.close()
             guard.check()
@@ -319,12 +353,13 @@ def _follow(url: str, client: Client, state: _Attempt, guard: Guard) -> None:
         if not (options.follow_redirects and response.status_code in REDIRECT_CODES and location):
             break
         _drain(response, guard)
-        target = urljoin(url, location.encode("latin-1").decode("utf-8", "replace"))
-        _check_hop(target, result.redirects, options.max_redirects, guard)
+        location_url = urljoin(url, location.encode("latin-1").decode("utf-8", "replace"))
+        _check_hop(location_url, result.redirects, options.max_redirects, guard)
         result.redirects += 1
-        method, headers = _rebuild(response, method, url, target, headers)
-        url = target
+        method, headers, body = _rebuild(response, method, url, location_url, headers, body)
+        url = location_url
         result.final_url = redact_url(url)
+    response.raw.decode_content = options.compressed  # --compressed: count and cap decoded bytes
     if not client.reader.active:  # the default: count the body, nothing more
         _count_body(response, result, options.max_bytes, guard)
         return
@@ -344,7 +379,9 @@ def _check_hop(target: str, done: int, limit: int, guard: Guard) -> None:
         raise FetchError(ErrorKind.TIMEOUT, "total deadline reached while following a redirect")
 
 
-def _send(method: str, url: str, headers: HTTPHeaderDict, client: Client, guard: Guard, normalised: bool) -> Response:
+def _send(
+    method: str, url: str, headers: HTTPHeaderDict, body: bytes | None, client: Client, guard: Guard, normalised: bool
+) -> Response:
     parts = urlsplit(url)
     if parts.scheme.lower() not in FETCHABLE:
         raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"scheme '{parts.scheme}:' is not fetched (only http and https)")
@@ -353,11 +390,11 @@ def _send(method: str, url: str, headers: HTTPHeaderDict, client: Client, guard:
     host = (parts.hostname or "").rstrip(".").lower()
     if host == "invalid" or host.endswith(".invalid"):
         raise FetchError(ErrorKind.DNS, f"{host}: the .invalid top-level domain never resolves (RFC 6761)")
-    request = _prepare(method, url, headers, normalised)
+    request = _prepare(method, url, headers, normalised, body)
     try:
         return _transmit(request, url, client, guard)
     except RequestsConnectionError as exc:
-        if method not in IDEMPOTENT or not stale(exc) or guard.passed():
+        if (method not in IDEMPOTENT and not client.options.retry_all_methods) or not stale(exc) or guard.passed():
             raise
     guard.fresh = True  # a kept-alive connection closed while idle: once more, on a new one
     try:
@@ -376,7 +413,9 @@ def _transmit(request: PreparedRequest, url: str, client: Client, guard: Guard) 
     )
 
 
-def _prepare(method: str, url: str, headers: HTTPHeaderDict, normalised: bool = True) -> PreparedRequest:
+def _prepare(
+    method: str, url: str, headers: HTTPHeaderDict, normalised: bool = True, body: bytes | None = None
+) -> PreparedRequest:
     """A PreparedRequest for a URL `inputs` already normalised, without re-parsing it.
 
     `PreparedRequest.prepare` re-parses the URL and builds a cookie header per call: a
@@ -387,30 +426,36 @@ def _prepare(method: str, url: str, headers: HTTPHeaderDict, normalised: bool = 
     """
     request = PreparedRequest()
     if normalised:
-        request.method, request.url, request.body = method, url, None
+        request.method, request.url, request.body = method, url, body
         with_auth = "@" in _origin(url)
-        if method in BODYLESS and not with_auth:  # the usual case: our headers, shared and read-only below
+        if method in BODYLESS and body is None and not with_auth:  # the usual case: our headers, shared, read-only
             request.headers = headers  # type: ignore[assignment]  # urllib3 takes any mapping; this keeps repeats
             return request
         request.headers = CaseInsensitiveDict()
-        if method not in BODYLESS:
-            request.headers["Content-Length"] = "0"
+        if body is not None or method not in BODYLESS:
+            request.headers["Content-Length"] = str(len(body or b""))
         if with_auth:
             request.prepare_auth(None, url)  # user:password in the URL becomes Basic auth
     else:
-        request.prepare(method=method, url=url)
+        request.prepare(method=method, url=url, data=body)
     added, request.headers = request.headers, headers.copy()  # type: ignore[assignment]
     request.headers.update(added)
     return request
 
 
 def _rebuild(
-    response: Response, method: str, url: str, target: str, headers: HTTPHeaderDict
-) -> tuple[str, HTTPHeaderDict]:
-    """Method and headers for the next hop, as browsers and curl do it."""
+    response: Response, method: str, url: str, target: str, headers: HTTPHeaderDict, body: bytes | None
+) -> tuple[str, HTTPHeaderDict, bytes | None]:
+    """Method, headers and body for the next hop, as browsers and curl do it.
+
+    A hop turned into a GET drops the body and the headers that described it; 307 and
+    308 send both again.
+    """
     code = response.status_code
     if (code == 303 and method != "HEAD") or (code in (301, 302) and method == "POST"):
         method = "GET"
+        if body is not None:
+            body, headers = None, _without(headers, ("content-type",))
     old, new = urlsplit(url), urlsplit(target)
     if (old.hostname, old.port, old.scheme) != (new.hostname, new.port, new.scheme):
         kept = HTTPHeaderDict()
@@ -418,7 +463,15 @@ def _rebuild(
             if name.lower() not in SECRET_HEADERS:
                 kept.add(name, value)
         headers = kept
-    return method, headers
+    return method, headers, body
+
+
+def _without(headers: HTTPHeaderDict, names: tuple[str, ...]) -> HTTPHeaderDict:
+    kept = HTTPHeaderDict()
+    for name, value in headers.items():
+        if name.lower() not in names:
+            kept.add(name, value)
+    return kept
 
 
 def _drain(response: Response, guard: Guard) -> None:
@@ -441,10 +494,13 @@ def _count_body(response: Response, result: Result, cap: int, guard: Guard, read
     """Stream the body, counting bytes and keeping none, stopping at `cap`.
 
     Checked after every read: a body framed by the connection's close ends with an end of
-    file, and so does a socket the watchdog shut. `reading`, when a feature needs the
+    file, and so does a socket the watchdog shut. With `raw.decode_content` (--compressed) the cap
+    counts decoded bytes, read at most a chunk at a time so a bomb never inflates past
+    it, while `bytes` stays what crossed the wire. `reading`, when a feature needs the
     body, sees each chunk, cut at `cap`: what is hashed, matched or saved is what was read.
     """
     raw, seen, ended = response.raw, 0, False
+    decode = raw.decode_content
     try:
         while True:
             guard.check()
@@ -459,7 +515,7 @@ def _count_body(response: Response, result: Result, cap: int, guard: Guard, read
                 result.truncated = True
                 break
     finally:
-        result.bytes = min(seen, cap)
+        result.bytes = raw.tell() if decode else min(seen, cap)
         if guard.detach() or not ended:  # cut, truncated or broken: this connection is not reused
             raw.close()
         raw.release_conn()

@@ -140,3 +140,43 @@ class WatchedHTTPSPool(HTTPSConnectionPool):
 
 
 POOL_CLASSES = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+
+class _Resolved:
+    """Mixin: connect to the address `--resolve` gives for this host and port.
+
+    Only the socket's address changes, and only while it is opened: urllib3 connects to
+    `_dns_host` but sends SNI, checks the certificate and writes `Host` from `host`, so
+    TLS and the server see the name in the URL, as with curl's --resolve.
+    """
+
+    host: str
+    port: int
+    _dns_host: str
+    resolve: dict[tuple[str, int], str] = {}
+
+    def _new_conn(self) -> socket.socket:
+        address = self.resolve.get((self.host.rstrip(".").lower(), self.port))
+        if address is None:
+            return super()._new_conn()  # type: ignore[misc,no-any-return]
+        name, self._dns_host = self._dns_host, address
+        try:
+            return super()._new_conn()  # type: ignore[misc,no-any-return]
+        finally:
+            self._dns_host = name
+
+
+def pool_classes(resolve: tuple[tuple[str, int, str], ...] = ()) -> dict[str, type[HTTPConnectionPool]]:
+    """The pool classes of one Client: the watched ones, or subclasses that apply `resolve`.
+
+    Built per Client, so two runs with different --resolve never share a mapping.
+    """
+    if not resolve:
+        return POOL_CLASSES  # type: ignore[return-value]
+    table = {(host.rstrip(".").lower(), port): address.strip("[]") for host, port, address in resolve}
+    http = type("ResolvedHTTPConnection", (_Resolved, WatchedHTTPConnection), {"resolve": table})
+    https = type("ResolvedHTTPSConnection", (_Resolved, WatchedHTTPSConnection), {"resolve": table})
+    return {
+        "http": type("ResolvedHTTPPool", (WatchedHTTPPool,), {"ConnectionCls": http}),
+        "https": type("ResolvedHTTPSPool", (WatchedHTTPSPool,), {"ConnectionCls": https}),
+    }

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from requests.exceptions import RequestException
 from requests.models import PreparedRequest
 
+from .jsoninput import parse_object
 from .result import ErrorKind, Result, clip, redact_text, redact_url
 
 MAX_LINE_BYTES = 64 * 1024
@@ -40,6 +41,8 @@ _BARE_CREDENTIALS = re.compile(
 _OPAQUE = frozenset(("mailto", "news", "xmpp", "sip", "sips", "acct", "im", "pres", "mid", "cid", "javascript", "data"))
 _PORT_ZERO = re.compile(r"[^:]*://[^/?#]*:0+(?:[/?#]|\Z)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# In the text of a bad JSON line shown in its record: the value of a credential header.
+_SECRET_VALUE = re.compile(r'("(?:authorization|cookie|proxy-authorization)"\s*:\s*)"(?:[^"\\]|\\.)*"', re.I)
 # URLs that requests' prepare_url would return unchanged (but for a "/" path): lower-case
 # ASCII host, no user info, no percent signs or fragment, only characters it never quotes.
 # Most input lines look like this, and matching is ten times cheaper than preparing.
@@ -232,18 +235,24 @@ def _bad(text: str, kind: ErrorKind, message: str) -> Result:
     return Result.failed(text, 0, kind, message)
 
 
-def parse(lines: Iterable[Line], source: str = "-", default_scheme: str = "https") -> Iterator[Item]:
+def parse(
+    lines: Iterable[Line], source: str = "-", default_scheme: str = "https", input_format: str = "auto"
+) -> Iterator[Item]:
     """Number lines from 1, skip blanks and `#` comments, classify the rest."""
     for number, raw in enumerate(lines, start=1):
-        item = parse_line(raw, number, source, default_scheme)
+        item = parse_line(raw, number, source, default_scheme, input_format)
         if item is not None:
             yield item
 
 
-def parse_line(raw: Line, number: int, source: str = "-", default_scheme: str = "https") -> Item | None:
+def parse_line(
+    raw: Line, number: int, source: str = "-", default_scheme: str = "https", input_format: str = "auto"
+) -> Item | None:
     """One line -> a target, a failure record, or None for blank and comment lines.
 
     A byte-order mark at the start of any line is ignored: `cat a.txt b.txt` keeps b's.
+    `input_format` says which lines are JSON objects: `auto` those starting with `{`,
+    `jsonl` all, `lines` none.
     """
     if raw is None:
         raw = BadLine("", f"line longer than {MAX_LINE_BYTES} bytes")
@@ -261,6 +270,8 @@ def parse_line(raw: Line, number: int, source: str = "-", default_scheme: str = 
     text = raw.lstrip("\ufeff").strip()
     if not text or text.startswith("#"):
         return None
+    if input_format != "lines" and (input_format == "jsonl" or text.startswith("{")):
+        return json_target(text, number, source, default_scheme)
     url, failure = normalise(text, default_scheme)
     if failure is not None:
         failure.line, failure.input = number, source
@@ -269,15 +280,45 @@ def parse_line(raw: Line, number: int, source: str = "-", default_scheme: str = 
     return Target(url, number, source)
 
 
-def open_inputs(paths: Iterable[str | UrlArgument], stdin: BinaryIO, default_scheme: str = "https") -> Iterator[Item]:
-    """Chain every input in order, opening each file only when its turn comes."""
+def json_target(text: str, number: int, source: str, default_scheme: str) -> Item:
+    """A JSON line -> its Target, or an `invalid_url` record saying what is wrong with it.
+
+    Its URL is normalised exactly as a bare line's; a record for a bad URL still echoes
+    the object's id and meta, so it can be joined back.
+    """
+    request = parse_object(text)
+    if isinstance(request, str):
+        shown = clip(redact_text(redact_url(_SECRET_VALUE.sub(r'\1"***"', text))), SHOWN_CHARS)
+        return Result.failed(shown, number, ErrorKind.INVALID_URL, f"JSON line {number}: {request}", source)
+    url, failure = normalise(request.url, default_scheme)
+    if failure is not None:
+        failure.line, failure.input = number, source
+        extra = {
+            k: v for k, v in (("method", request.method), ("id", request.id), ("meta", request.meta)) if v is not None
+        }
+        failure.extra = extra or None
+        return failure
+    assert url is not None
+    headers = request.headers
+    if request.json_body and not any(name.lower() == "content-type" for name, _ in headers):
+        headers += (("Content-Type", "application/json"),)
+    return Target(url, number, source, request.method, headers, request.body, request.id, request.meta)
+
+
+def open_inputs(
+    paths: Iterable[str | UrlArgument], stdin: BinaryIO, default_scheme: str = "https", input_format: str = "auto"
+) -> Iterator[Item]:
+    """Chain every input in order, opening each file only when its turn comes.
+
+    A URL argument is always a URL, never JSON.
+    """
     for path in paths:
         if isinstance(path, UrlArgument):
-            item = parse_line(path.url, path.position, ARGS, default_scheme)
+            item = parse_line(path.url, path.position, ARGS, default_scheme, "lines")
             if item is not None:
                 yield item
         elif path == "-":
-            yield from parse(read_lines(stdin), "-", default_scheme)
+            yield from parse(read_lines(stdin), "-", default_scheme, input_format)
         else:
             with open(path, "rb") as f:
-                yield from parse(read_lines(f), path, default_scheme)
+                yield from parse(read_lines(f), path, default_scheme, input_format)

@@ -12,6 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .options import TCHARS, OptionsError, check_header
+
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + TCHARS)
+
 KNOWN = frozenset({"url", "method", "headers", "data", "json", "id", "meta"})
 
 
@@ -21,7 +25,7 @@ class LineRequest:
 
     url: str
     method: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str | None], ...] = ()  # a None value removes that header
     body: bytes | None = None
     json_body: bool = False
     id: Any = None
@@ -48,11 +52,16 @@ def parse_object(text: str) -> LineRequest | str:
     if not isinstance(url, str) or not url.strip():
         return "missing 'url' (a non-empty string)"
     method = obj.get("method")
-    if method is not None and (not isinstance(method, str) or not method):
-        return "'method' must be a non-empty string"
+    if method is not None and (not isinstance(method, str) or not method or not set(method) <= _TOKEN_CHARS):
+        return f"'method' must be an HTTP method (letters, digits and {TCHARS})"
     headers = obj.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        return "'headers' must be an object of strings"
+    if not isinstance(headers, dict) or not all(v is None or isinstance(v, str) for v in headers.values()):
+        return "'headers' must be an object of strings (null removes a header)"
+    for name, value in headers.items():
+        try:
+            check_header(name, value)
+        except OptionsError as exc:
+            return f"'headers': {exc.reason}"
     if "data" in obj and "json" in obj:
         return "give 'data' or 'json', not both"
     body, is_json = None, False
@@ -62,4 +71,5 @@ def parse_object(text: str) -> LineRequest | str:
         body = obj["data"].encode("utf-8")
     elif "json" in obj:
         body, is_json = json.dumps(obj["json"], separators=(",", ":")).encode("utf-8"), True
+    method = method.upper() if method is not None else None
     return LineRequest(url.strip(), method, tuple(headers.items()), body, is_json, obj.get("id"), obj.get("meta"))

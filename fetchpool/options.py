@@ -5,6 +5,7 @@ The CLI turns flags into one `Options` at its boundary; the core never sees Clic
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -76,6 +77,35 @@ def parse_header(text: str) -> tuple[str, str | None]:
             raise OptionsError("must look like 'Name: value', 'Name:' or 'Name;'", "headers")  # may hold a secret
         return name.strip(" \t"), ""
     return name.strip(" \t"), value.strip(" \t") or None
+
+
+def parse_resolve(text: str) -> tuple[str, int, str]:
+    """`HOST:PORT:ADDR` (curl's --resolve) -> `(host, port, address)`; `[::1]` for IPv6."""
+    host, sep, rest = text.partition(":")
+    port, sep2, address = rest.partition(":")
+    if not (sep and sep2) or not port.isdigit():
+        raise OptionsError(f"must look like HOST:PORT:ADDRESS, got {text!r}", "resolve")
+    return check_resolve((host, int(port), address))
+
+
+def check_resolve(entry: object) -> tuple[str, int, str]:
+    """One --resolve entry: a host name, a port, and an IP address (never a name to look up)."""
+    if not (isinstance(entry, tuple) and len(entry) == 3):
+        raise OptionsError("must be (host, port, address) triples", "resolve")
+    host, port, address = entry
+    if not isinstance(host, str) or not host or any(c in host for c in ":/@[] "):
+        raise OptionsError(f"not a host name: {host!r}", "resolve")
+    try:
+        host = host.encode("idna").decode("ascii")  # as the URL's host is sent: `bücher.test` -> `xn--...`
+    except UnicodeError:
+        raise OptionsError(f"not a host name: {host!r}", "resolve") from None
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise OptionsError(f"the port must be 1 to 65535, got {port!r}", "resolve")
+    try:
+        ip = ipaddress.ip_address(address.strip("[]") if isinstance(address, str) else "")
+    except ValueError:
+        raise OptionsError(f"the address must be an IP address, got {address!r}", "resolve") from None
+    return host.rstrip(".").lower(), port, str(ip)
 
 
 def check_header(name: object, value: object, field: str = "headers") -> None:
@@ -171,7 +201,7 @@ class Options:
     read_ahead: int = field(default=0)
     # Requests and pipelines. Each is off by default: the default record and path stay as they are.
     input_format: str = "auto"  # auto | lines | jsonl (auto: a line starting with `{` is JSON)
-    data: bytes | None = None  # -d: a body for every request that has none of its own
+    data: bytes | None = None  # -d: a body for every request that has none of its own (method as given)
     user: str | None = None  # -u USER:PASS: Basic auth for every request, masked everywhere
     retry_all_methods: bool = False  # retry POST and other non-idempotent methods too
     compressed: bool = False  # ask for gzip/deflate (br if available); the cap applies decoded
@@ -189,6 +219,7 @@ class Options:
         """Check every setting once, so nothing a user typed can fail later, URL by URL."""
         self._check_numbers()
         self._check_request()
+        self._check_request_extras()
         if self.input_format not in ("auto", "lines", "jsonl"):
             raise OptionsError("must be auto, lines or jsonl", "input_format")
         if self.rate_per_host and self.rate is None:
@@ -251,6 +282,17 @@ class Options:
             _check_folder(self.save_dir)
         if not isinstance(self.checks, Checks):
             raise OptionsError("must be a checks.Checks", "checks")
+
+    def _check_request_extras(self) -> None:
+        """-d, -u and --resolve: a body as bytes, credentials with a colon, addresses as IPs."""
+        if self.data is not None and not isinstance(self.data, bytes):
+            raise OptionsError("must be bytes", "data")
+        if self.user is not None:
+            if not isinstance(self.user, str) or ":" not in self.user:
+                raise OptionsError("must look like USER:PASSWORD", "user")  # never echo it: a password
+            if _CONTROL.search(self.user) or "\t" in self.user:
+                raise OptionsError("cannot hold control characters", "user")
+        object.__setattr__(self, "resolve", tuple(check_resolve(entry) for entry in self.resolve))
 
     @property
     def limited(self) -> bool:

@@ -41,13 +41,17 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def retry_delay(
-    result: Result, retry_after: str | None, options: Options, started: float | None = None
+    result: Result, retry_after: str | None, options: Options, started: float | None = None, method: str | None = None
 ) -> float | None:
     """Seconds to wait before the next attempt, or None to keep this result as final.
 
     `started` is when the URL's first attempt started: its deadline is that plus `-t`.
+    `method` is the target's (None: the run's); a POST, which may have done its work
+    already, is retried only with `retry_all_methods`.
     """
-    if result.attempts > options.retries or options.method not in IDEMPOTENT:
+    if result.attempts > options.retries:
+        return None
+    if (method or options.method) not in IDEMPOTENT and not options.retry_all_methods:
         return None
     if retry_key(result) not in options.retry_on:
         return None

@@ -24,6 +24,7 @@ class Handler(BaseHTTPRequestHandler):
     /to?url=U&code=C    redirect (C, default 302) to U
     /loop               302 to itself
     /echo               200, JSON of method, path and request headers
+    /request?id=K       200 (or ?code=C); method, header lines and body kept in `server.requests[K]`
     /headers?id=K       200; the request's header lines, in order, kept in `server.header_lines[K]`
                         as (name, value), the value as Latin-1 text: `.encode("latin-1")` gives its bytes
     /drip?ms=M          200 headers then one byte every M ms, forever
@@ -43,9 +44,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        self.body = self.rfile.read(length) if length else b""
         self.do_GET()
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+    body = b""
 
     def do_GET(self) -> None:
         self.server.hits += 1
@@ -98,6 +101,12 @@ class Handler(BaseHTTPRequestHandler):
     def ep_echo(self, arg: str, query: dict[str, str]) -> None:
         body = json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items())})
         self.reply(200, body.encode(), {"Content-Type": "application/json"})
+
+    def ep_request(self, arg: str, query: dict[str, str]) -> None:
+        """Keep method, header lines and body in `server.requests[id]`; answer 200."""
+        seen = {"method": self.command, "headers": self.headers.items(), "body": self.body}
+        self.server.requests[query.get("id", "")] = seen
+        self.reply(int(query.get("code", 200)), b"ok\n")
 
     def ep_headers(self, arg: str, query: dict[str, str]) -> None:
         self.server.header_lines[query.get("id", "")] = self.headers.items()
@@ -200,6 +209,7 @@ class TestServer(ThreadingHTTPServer):
         self.hits = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.header_lines: dict[str, list[tuple[str, str]]] = {}
+        self.requests: dict[str, dict[str, object]] = {}
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.counters: dict[str, int] = {}

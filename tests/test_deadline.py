@@ -17,6 +17,7 @@ import pytest
 import fetchpool.client as client_module
 from fetchpool import Options, fetch
 from fetchpool.client import Client, fetch_attempt, fetch_one
+from fetchpool.inputs import Target
 from fetchpool.result import ErrorKind, Result
 
 from conftest import run_cli
@@ -179,7 +180,7 @@ def test_an_attempt_whose_deadline_passed_before_it_started_makes_no_request(fau
     client = Client(Options(timeout=0.5, retries=2))
     before = faults.hits.get("ok", 0)
     try:
-        r, _ = fetch_attempt(faults.url("/ok"), client, attempt=2, started=time.monotonic() - 1)
+        r, _ = fetch_attempt(Target(faults.url("/ok"), 0), client, attempt=2, started=time.monotonic() - 1)
     finally:
         client.close()
     assert (r.error, r.attempts, r.ok) == (ErrorKind.TIMEOUT, 1, False)

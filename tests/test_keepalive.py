@@ -94,6 +94,13 @@ def test_post_on_a_connection_closed_while_idle_is_not_sent_again(faults: FaultS
     assert requests_seen(faults, "keepalive-close", since) == 2
 
 
+def test_post_is_sent_again_on_a_fresh_connection_with_retry_all_methods(faults: FaultServer) -> None:
+    since = len(faults.seen)
+    first, second = twice(faults.url("/keepalive-close"), method="POST", retry_all_methods=True)
+    assert first.ok and (second.ok, second.attempts) == (True, 1), second
+    assert requests_seen(faults, "keepalive-close", since) == 3
+
+
 def test_a_fresh_connection_that_closes_is_not_sent_again(faults: FaultServer) -> None:
     since = len(faults.seen)
     client = Client(Options(timeout=5, retries=0))

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from fetchpool.checks import Checks
 from fetchpool.cli import main
 from fetchpool.client import Client, fetch_one
+from fetchpool.inputs import Target
 from fetchpool.options import Options, OptionsError
 from fetchpool.result import EXTRA_FIELDS, FIELDS, ErrorKind
 from fetchpool.save import BodyFile
@@ -236,7 +237,7 @@ def test_saves_never_collide(tmp_path: Path, site: Site) -> None:
     get, head = Client(Options(save_dir=str(tmp_path))), Client(Options(save_dir=str(tmp_path), method="HEAD"))
     url = site.url("/plain")
     names = {fetch_one(url, get).extra["saved_to"], fetch_one(url, head).extra["saved_to"]}  # type: ignore[index]
-    names |= {fetch_one(url, get, id=i).extra["saved_to"] for i in (1, "1", {"k": 1})}  # type: ignore[index]
+    names |= {fetch_one(Target(url, 0, id=i), get).extra["saved_to"] for i in (1, "1", {"k": 1})}  # type: ignore[index]
     assert len(names) == 5 and len(saved(tmp_path)) == 5
     assert Path(str(fetch_one(url, head).extra["saved_to"])).read_bytes() == b""  # type: ignore[index]
     assert len(saved(tmp_path)) == 5  # the same request again replaces its own file, no other

@@ -31,4 +31,4 @@ def run(items: Iterable[Item], options: Options | None = None, pool_factory: Poo
 def fetch(urls: Iterable[str], options: Options | None = None) -> Iterator[Result]:
     """Fetch URL lines concurrently; yields one Result per non-blank, non-comment line."""
     options = options or Options()
-    yield from run(parse(urls, "-", options.default_scheme), options)
+    yield from run(parse(urls, "-", options.default_scheme, options.input_format), options)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..client import Client, fetch_attempt
+from ..client import Client, echoed, fetch_attempt
 from ..inputs import Target
 from ..options import Options
 from ..result import ErrorKind, Result
@@ -46,8 +46,8 @@ def work(job: Job, client: Client) -> Result | Again:
     _, target, attempt, started = job
     try:
         started = started if started is not None else time.monotonic()
-        result, retry_after = fetch_attempt(target.url, client, target.line, target.input, attempt, started, target.id)
-        delay = retry_delay(result, retry_after, client.options, started)
+        result, retry_after = fetch_attempt(target, client, attempt, started)
+        delay = retry_delay(result, retry_after, client.options, started, client.method_of(target))
         if delay is not None:
             return Again(target, result, delay, started)
         return result
@@ -59,6 +59,7 @@ def internal(target: Target, attempt: int, message: str) -> Result:
     """The record of a URL whose fetch broke inside fetchpool (counted as attempted)."""
     result = Result.failed(str(target.url), target.line, ErrorKind.INTERNAL, message, target.input)
     result.attempts = attempt
+    result.extra = echoed(target) or None
     return result
 
 
