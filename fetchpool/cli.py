@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .app import Environment, ExitCode, OutputPlan
+from .cli_monitor import monitor_options, monitor_plan
 from .limits import parse_rate
 from .options import (
     DEFAULT_USER_AGENT,
@@ -271,6 +272,7 @@ class Seconds(click.FloatRange):
     envvar="FETCHPOOL_DEBUG",
     help="Show Python tracebacks for internal errors (also FETCHPOOL_DEBUG=1).",
 )
+@monitor_options
 @click.version_option(__version__, "-V", "--version", prog_name="fetchpool")
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any) -> None:
@@ -298,6 +300,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     if flags["output"] == "-":
         flags["output"] = None  # -o - is stdout, as everywhere else
     files = _number_urls(files)
+    monitor = monitor_plan(flags)
     plan = _plan(flags, env)
     paths = tuple(f for f in files if isinstance(f, str)) if files else ("-",)
     _check_paths(env, paths if demo is None else (), plan)
@@ -307,7 +310,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     from .streams import STDOUT, StreamError
 
     try:
-        code = drive(env, files or ("-",), demo, options, plan)
+        code = drive(env, files or ("-",), demo, options, plan, monitor)
     except StreamError as exc:
         if show_traceback:
             raise
