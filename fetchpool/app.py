@@ -162,13 +162,13 @@ def drive(
         from .monitor import MonitorPlan, Refused, Watch
 
         monitor = monitor or MonitorPlan()
-        options = monitor.options(options)
         plan = replace(plan, append=monitor.resume is not None)
         try:
             watch = Watch.open(monitor, options, stack)
         except Refused as exc:
             _say(env, str(exc))
             return ExitCode(exc.code)
+        options = monitor.options(options)
         if monitor.active:
             stats.monitor = watch.counts
         # -- end monitor --

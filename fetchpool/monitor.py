@@ -86,7 +86,10 @@ class Watch:
 
     @classmethod
     def open(cls, plan: MonitorPlan, options: Options, stack: ExitStack) -> Watch:
-        """Open the state (waiting for another run), read what `--resume` finds done."""
+        """Open the state (waiting for another run), read what `--resume` finds done.
+
+        `options` are the run's as the user gave them, before `plan.options` adds to them.
+        """
         watch = cls(plan, options, options.include_headers)
         if plan.state is not None:
             try:
