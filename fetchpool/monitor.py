@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 VALIDATORS = ("ETag", "Last-Modified")
 STATE_BUSY = 75  # sysexits' EX_TEMPFAIL: another run holds the state file; try again later
+COMMIT_EVERY = 1.0  # seconds: the longest a finished URL's row waits to be committed
 STATE_REFUSED = 2  # a file that is not a fetchpool state database, or a newer one: a usage error
 
 
@@ -83,6 +85,8 @@ class Watch:
         self.metrics: MetricsWriter | None = None
         self.counts = counts()
         self._asked = {h.lower() for h in asked_headers}
+        self._unsaved: dict[str, Row] = {}
+        self._saved = time.monotonic()
 
     @classmethod
     def open(cls, plan: MonitorPlan, options: Options, stack: ExitStack) -> Watch:
@@ -162,20 +166,36 @@ class Watch:
                 yield from self._settle(batch)
                 batch = []
         yield from self._settle(batch)
+        self.save()
 
     def _settle(self, batch: list[Result]) -> Iterator[Result]:
+        """Look up a batch's rows, judge and yield its records, then queue their new rows.
+
+        Rows are committed in transactions of `BATCH` rows (or every `COMMIT_EVERY` s):
+        with results trickling in a few at a time, a commit per handful would cost a
+        third of the run. After a crash the rows not yet committed are simply older; the
+        next run then reports those URLs' changes again rather than missing one.
+        """
         if not batch:
             return
         assert self.state is not None
+        unsaved = self._unsaved
         keys = [self._record_key(r) for r in batch]
-        previous = self.state.lookup(sorted(set(keys)))
+        previous = self.state.lookup(sorted({k for k in keys if k not in unsaved}))
         for result, key in zip(batch, keys, strict=True):
-            prev = previous.get(key)
-            row = self._observe(result, key, prev)
-            previous[key] = row  # a key twice in one batch sees its first record
+            row = self._observe(result, key, unsaved.get(key) or previous.get(key))
+            unsaved[key] = row  # a key twice in one batch sees its first record
             self._metrics(result)
             yield result
-        self.state.store(previous[k] for k in dict.fromkeys(keys))
+        if len(unsaved) >= BATCH or time.monotonic() - self._saved >= COMMIT_EVERY:
+            self.save()
+
+    def save(self) -> None:
+        """Commit the rows of every record yielded so far, in one transaction."""
+        if self.state is not None and self._unsaved:
+            self.state.store(self._unsaved.values())
+            self._unsaved = {}
+        self._saved = time.monotonic()
 
     def _observe(self, result: Result, key: str, prev: Row | None) -> Row:
         extra = result.extra if result.extra is not None else {}
