@@ -99,7 +99,7 @@ class Watch:
             try:
                 watch.state = stack.enter_context(State(plan.state, plan.state_wait))
             except StateBusy as exc:
-                raise Refused(f"fetchpool: {exc}; exiting {STATE_BUSY} (try again later)", STATE_BUSY) from None
+                raise Refused(f"fetchpool: {exc}; try again later", STATE_BUSY) from None
             except StateError as exc:
                 raise Refused(f"fetchpool: --state {exc}", STATE_REFUSED) from None
         if plan.resume is not None:
