@@ -115,20 +115,23 @@ class Watch:
 
     def items(self, items: Iterable[Any]) -> Iterator[Any]:
         """The items this run fetches; skipped ones are counted, never recorded."""
-        plan, lookup = self.plan, None
-        if plan.conditional and plan.state is not None:
-            lookup = _validator_lookup(plan.state)
+        plan = self.plan
+        db = _read_only(plan.state) if plan.conditional and plan.state is not None else None
         skipped = self.counts
-        for item in items:
-            if isinstance(item, Target):
-                if not self._wanted(item):
-                    skipped["skipped"] += 1  # only this thread writes it
-                    continue
-                if lookup is not None:
-                    item = _conditional(item, lookup(self.key(item)))
-            elif plan.shard is not None and not in_shard(target_key(self.method, item.url), *plan.shard):
-                continue  # an invalid line belongs to one shard too
-            yield item
+        try:
+            for item in items:
+                if isinstance(item, Target):
+                    if not self._wanted(item):
+                        skipped["skipped"] += 1  # only this thread writes it
+                        continue
+                    if db is not None:
+                        item = _conditional(item, db.execute(_VALIDATORS_OF, (self.key(item),)).fetchone())
+                elif plan.shard is not None and not in_shard(target_key(self.method, item.url), *plan.shard):
+                    continue  # an invalid line belongs to one shard too
+                yield item
+        finally:
+            if db is not None:
+                db.close()
 
     def _wanted(self, target: Target) -> bool:
         plan = self.plan
@@ -283,23 +286,21 @@ def read_done(path: str, method: str) -> Seen:
     return done
 
 
-def _validator_lookup(path: str) -> Callable[[str], tuple[str | None, str | None] | None]:
-    """Point lookups of stored validators on the feeder thread's own read-only connection.
+_VALIDATORS_OF = "SELECT etag, last_modified FROM urls WHERE key = ?"
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    """The feeder thread's own read-only connection, for point lookups of stored validators.
 
     One primary-key SELECT per target (a few microseconds) rather than batches: a batch
-    would hold back the first URLs of a slow stdin until it filled.
+    would hold back the first URLs of a slow stdin until it filled, and nothing but the
+    target at hand is ever in memory.
     """
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-    query = "SELECT etag, last_modified FROM urls WHERE key = ?"
-
-    def lookup(key: str) -> tuple[str | None, str | None] | None:
-        row = db.execute(query, (key,)).fetchone()
-        return (row[0], row[1]) if row else None
-
-    return lookup
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
 
 
 def _conditional(target: Target, validators: tuple[str | None, str | None] | None) -> Target:
+    """`target` with the request headers that make its answer a 304 when nothing changed."""
     if validators is None:
         return target
     etag, modified = validators
