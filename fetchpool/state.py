@@ -94,13 +94,11 @@ def observe(
         status, sha256 = previous.status, previous.sha256
         etag, last_modified = etag or previous.etag, last_modified or previous.last_modified
     fails = 0 if ok else (previous.fails_in_a_row if previous else 0) + 1
-    row = Seen(key, now, status, ok, error, etag, last_modified, sha256, now, fails)
     if previous is None:
-        return row, None
-    changed = row.outcome() != previous.outcome()
-    if not changed:
-        row = Seen(key, now, status, ok, error, etag, last_modified, sha256, previous.changed_at, fails)
-    return row, changed
+        return Seen(key, now, status, ok, error, etag, last_modified, sha256, now, fails), None
+    changed = (status, ok, error, sha256) != previous.outcome()
+    since = now if changed else previous.changed_at
+    return Seen(key, now, status, ok, error, etag, last_modified, sha256, since, fails), changed
 
 
 class State:
