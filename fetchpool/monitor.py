@@ -9,6 +9,7 @@ Nothing here is active unless its flag is given: without them a run is exactly a
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import time
@@ -150,48 +151,39 @@ class Watch:
     # -- result side (the main thread) ----------------------------------------------------
 
     def records(self, fetching: Any, accept: Callable[[Result], Any]) -> Iterator[Result]:
-        """Every result, `ok` judged, with its state keys; rows stored after each batch is written.
+        """Every result, `ok` judged, with its state keys, for a run that hands results one by one."""
+        return itertools.chain.from_iterable(self.batches(_bursts(fetching), accept))
 
-        A batch ends when it is full or the run has nothing more ready (`pending()` false),
-        so no finished record waits for a slow URL.
+    def batches(self, batches: Iterable[list[Result]], accept: Callable[[Result], Any]) -> Iterator[list[Result]]:
+        """Each batch of results, `ok` judged, with its state keys: one SELECT per batch.
+
+        The new rows are committed once the batch has been written, in transactions of
+        `BATCH` rows (or every `COMMIT_EVERY` s): with results arriving a few at a time,
+        a commit per handful would cost a third of the run. After a crash the rows not
+        yet committed are simply older; the next run then reports those URLs' changes
+        again rather than missing one.
         """
-        if self.state is None:
-            for result in fetching:
+        for batch in batches:
+            for result in batch:
                 accept(result)
+            if self.state is not None:
+                self._judge(batch)
+            for result in batch:
                 self._metrics(result)
-                yield result
-            return
-        batch: list[Result] = []
-        for result in fetching:
-            accept(result)
-            batch.append(result)
-            if len(batch) >= BATCH or not fetching.pending():
-                yield from self._settle(batch)
-                batch = []
-        yield from self._settle(batch)
+            yield batch
+            if len(self._unsaved) >= BATCH or time.monotonic() - self._saved >= COMMIT_EVERY:
+                self.save()
         self.save()
 
-    def _settle(self, batch: list[Result]) -> Iterator[Result]:
-        """Look up a batch's rows, judge and yield its records, then queue their new rows.
-
-        Rows are committed in transactions of `BATCH` rows (or every `COMMIT_EVERY` s):
-        with results trickling in a few at a time, a commit per handful would cost a
-        third of the run. After a crash the rows not yet committed are simply older; the
-        next run then reports those URLs' changes again rather than missing one.
-        """
-        if not batch:
-            return
+    def _judge(self, batch: list[Result]) -> None:
+        """Look up a batch's previous rows at once; fill each record's keys; queue its new row."""
         assert self.state is not None
         unsaved = self._unsaved
         keys = [self._record_key(r) for r in batch]
         previous = self.state.lookup(sorted({k for k in keys if k not in unsaved}))
         for result, key in zip(batch, keys, strict=True):
-            row = self._observe(result, key, unsaved.get(key) or previous.get(key))
-            unsaved[key] = row  # a key twice in one batch sees its first record
-            self._metrics(result)
-            yield result
-        if len(unsaved) >= BATCH or time.monotonic() - self._saved >= COMMIT_EVERY:
-            self.save()
+            # a key twice in a batch, or in rows not yet committed, sees its latest record
+            unsaved[key] = self._observe(result, key, unsaved.get(key) or previous.get(key))
 
     def save(self) -> None:
         """Commit the rows of every record yielded so far, in one transaction."""
@@ -268,6 +260,19 @@ class Watch:
 
             with naming("write", self.metrics.path):
                 self.metrics.close()
+
+
+def _bursts(fetching: Any) -> Iterator[list[Result]]:
+    """Results grouped as they are ready: a burst ends when nothing more is waiting
+    (`pending()` false) or at `BATCH`, so no finished record waits for a slow URL."""
+    burst: list[Result] = []
+    for result in fetching:
+        burst.append(result)
+        if len(burst) >= BATCH or not fetching.pending():
+            yield burst
+            burst = []
+    if burst:
+        yield burst
 
 
 def read_done(path: str, method: str) -> Seen:

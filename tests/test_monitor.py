@@ -391,3 +391,28 @@ def test_watch_keeps_asked_for_validators_and_drops_those_of_failures(tmp_path: 
         assert rec.extra["headers"] == {"ETag": '"e"'}
         (target,) = list(w.items([Target(url, 1)]))
         assert target.headers == ()  # a failure's validators would turn its next 304 into "ok"
+
+
+def test_one_select_per_batch_and_rows_committed_after_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import ExitStack
+
+    from fetchpool.monitor import MonitorPlan, Watch
+    from fetchpool.result import Result
+
+    selects: list[int] = []
+    original = State.lookup
+    monkeypatch.setattr(State, "lookup", lambda self, keys: selects.append(len(keys)) or original(self, keys))
+    plan = MonitorPlan(state=str(tmp_path / "state.db"))
+    batches = [[Result(f"http://127.0.0.1:9/{b}/{i}", i, status=200, ok=True) for i in range(50)] for b in range(3)]
+    with ExitStack() as stack:
+        w = Watch.open(plan, Options(), stack)
+        given = w.batches(iter(batches), lambda r: None)
+        first = next(given)
+        assert w.state is not None and w.state.count() == 0  # nothing stored before the batch is written
+        assert [r.extra["changed"] for r in first] == [None] * 50
+        rest = list(given)
+    assert selects == [50, 50, 50] and len(rest) == 2
+    with State(plan.state or "") as db:
+        assert db.count() == 150
