@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -78,9 +79,12 @@ def monitor_plan(flags: dict[str, Any]) -> MonitorPlan:
         shard = parse_shard(shard_text) if shard_text is not None else None
     except ValueError as exc:
         raise click.BadParameter(str(exc).removeprefix("--shard takes "), param_hint="'--shard'") from None
+    wait = flags.pop("state_wait")
+    if not math.isfinite(wait):
+        raise click.BadParameter(f"must be a finite number of seconds, got {wait!r}", param_hint="'--state-wait'")
     plan = MonitorPlan(
         state=state,
-        state_wait=flags.pop("state_wait"),
+        state_wait=wait,
         conditional=flags.pop("conditional"),
         new_failures=_new_failures(flags),
         fail_after=flags.pop("fail_after"),
@@ -97,9 +101,22 @@ def monitor_plan(flags: dict[str, Any]) -> MonitorPlan:
         ):
             if given:
                 raise click.UsageError(f"{flag} needs --state FILE: it compares with the last run")
+    for flag, path in (("--state", state), ("--metrics", plan.metrics), ("--resume", resume)):
+        _check_folder(flag, path)
     if resume is not None:
         _resume_output(flags, resume)
     return plan
+
+
+def _check_folder(flag: str, path: str | None) -> None:
+    """A file in a missing or read-only folder is refused before anything is fetched, as for -o."""
+    import os
+
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise click.UsageError(f"{flag} {path!r}: {folder!r} is not a writable folder")
 
 
 def _new_failures(flags: dict[str, Any]) -> bool:

@@ -416,3 +416,9 @@ def test_one_select_per_batch_and_rows_committed_after_it_is_written(
     assert selects == [50, 50, 50] and len(rest) == 2
     with State(plan.state or "") as db:
         assert db.count() == 150
+
+
+def test_files_in_a_missing_folder_are_refused_before_fetching(tmp_path: Path) -> None:
+    for flag in ("--state", "--metrics", "--resume"):
+        done = run_cli(flag, str(tmp_path / "missing" / "f"), "http://127.0.0.1:1/")
+        assert done.returncode == 2 and b"is not a writable folder" in done.stderr, flag
