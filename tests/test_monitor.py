@@ -68,7 +68,7 @@ def test_ok_then_500_then_ok_across_runs(scripted: ScriptedServer, tmp_path: Pat
     assert (rec["changed"], rec["prev_status"], rec["prev_ok"], rec["fails_in_a_row"]) == (None, None, None, 0)
 
     scripted.script["a"] = (500, b"down", {})
-    second = watch(scripted, state, "a", "b", args=("--fail-on", "new-failures", "--summary-json", "-o", "-"))
+    second = watch(scripted, state, "a", "b", args=("--fail-on", "new-failures"))
     assert second.returncode == 1  # a URL ok last time is not ok now
     rec = records(second.stdout)["a"]
     assert (rec["ok"], rec["changed"], rec["prev_status"], rec["prev_ok"], rec["fails_in_a_row"]) == (
