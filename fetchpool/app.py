@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -25,6 +25,7 @@ from .streams import STDIN, STDOUT, Closed, Discard, Guarded, naming, naming_own
 
 if TYPE_CHECKING:
     from .inputs import UrlArgument
+    from .monitor import MonitorPlan
 
 Sources = tuple["str | UrlArgument", ...]  # FILEs, `-` and URLs given as arguments, in order
 
@@ -36,6 +37,7 @@ class ExitCode(IntEnum):
     FAILURES = 1
     USAGE = 2
     IO_ERROR = 74  # sysexits' EX_IOERR: an input or output failed with an OS error
+    STATE_BUSY = 75  # sysexits' EX_TEMPFAIL: another run held --state longer than --state-wait
     INTERRUPTED = 130
     BROKEN_PIPE = 141
     TERMINATED = 143
@@ -89,6 +91,7 @@ class OutputPlan:
     fail_on: FailPolicy = field(default_factory=FailPolicy)
     progress: bool = True
     quiet: bool = False
+    append: bool = False  # -o FILE is appended to, not replaced (--resume)
 
     def records_on_stdout(self, env: Environment) -> bool:
         """True when stdout carries the records themselves (not the live view, not `-o FILE`)."""
@@ -130,7 +133,14 @@ class Stopper:
         signal.signal(signal.SIGTERM, self)
 
 
-def drive(env: Environment, files: Sources, demo: int | None, options: Options, plan: OutputPlan) -> ExitCode:
+def drive(
+    env: Environment,
+    files: Sources,
+    demo: int | None,
+    options: Options,
+    plan: OutputPlan,
+    monitor: MonitorPlan | None = None,
+) -> ExitCode:
     """Run the fetch, write every record, show or print the summary; return the exit code."""
     from .output.stats import Stats
     from .pool import run
@@ -144,24 +154,39 @@ def drive(env: Environment, files: Sources, demo: int | None, options: Options, 
     failing = False
     typed = threading.Event() if demo is None and env.stdin_isatty and (not files or "-" in files) else None
     with ExitStack() as stack:
+        # -- monitor: state, resume, shards, dedupe, metrics (fetchpool.monitor) --
+        from .monitor import MonitorPlan, Refused, Watch
+
+        monitor = monitor or MonitorPlan()
+        plan = replace(plan, append=monitor.resume is not None)
+        try:
+            watch = Watch.open(monitor, options, stack)
+        except Refused as exc:
+            _say(env, str(exc))
+            return ExitCode(exc.code)
+        options = monitor.options(options)
+        if monitor.active:
+            stats.monitor = watch.counts
+        # -- end monitor --
         items = _items(env, files, demo, options, stack)
+        items = watch.items(items) if monitor.active else items  # monitor
         if typed is not None:  # URLs typed at the terminal: no live view over what is being typed
             items = _then_set(items, typed)
         fetching = stopper.run = run(items, options)
         records = _records_writer(env, plan, stack)
         live = _live_view(env, plan, stats, files, demo, stopper, stack, typed)
         try:
-            for batch in fetching.batches():
+            for batch in watch.batches(fetching.batches(), plan.accept.apply):  # monitor: ok judged, state kept
                 for result in batch:
-                    plan.accept.apply(result)
                     stats.add(result)
-                    failing |= plan.fail_on.fails(result)
+                    failing |= watch.fails(result, plan.fail_on.fails)  # monitor: --fail-after, new-failures
                     if live is not None and plan.keep(result):
                         live.write(result)
                 if records is not None:
                     records.write_batch(batch)
             if records is not None:
                 records.close()
+            watch.finish()  # monitor: the metrics file
         except BrokenPipeError:
             fetching.close()
             _broken_pipe()
@@ -236,7 +261,7 @@ def _records_writer(env: Environment, plan: OutputPlan, stack: ExitStack) -> Any
         stream = stack.enter_context(naming_own("write", plan.output, atomic))
     else:
         with naming("write", plan.output):
-            plain = open(plan.output, "w", encoding="utf-8")
+            plain = open(plan.output, "a" if plan.append else "w", encoding="utf-8")
         stream = stack.enter_context(naming_own("write", plan.output, plain))
     writer = Guarded(_format_writer(fmt, stream, plan, env), name)
     return Filtered(writer, plan.keep) if plan.keep.active else writer

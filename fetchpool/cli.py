@@ -15,6 +15,7 @@ import click
 
 from .app import Environment, ExitCode
 from .cli_config import ENV_PREFIX, SettingsCommand, config_option, error_hint, version_option
+from .cli_monitor import monitor_options, monitor_plan
 from .cli_options import (
     FLAG_OF_FIELD,
     fetch_options,
@@ -33,6 +34,7 @@ from .result import redact_text
 if TYPE_CHECKING:
     from .app import OutputPlan
     from .inputs import UrlArgument  # imported late: it loads requests, which --help never needs
+    from .monitor import MonitorPlan
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "auto_envvar_prefix": ENV_PREFIX}
 
@@ -59,6 +61,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "aut
 )
 @request_options
 @response_options
+@monitor_options
 @config_option
 @version_option
 @click.pass_context
@@ -78,6 +81,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     env = (ctx.obj if isinstance(ctx.obj, Environment) else Environment()).bind()
     demo, show_traceback = flags.pop("demo"), flags.pop("traceback")
     files = _inputs(ctx, env, files, demo, flags)
+    monitor = monitor_plan(flags)  # before the output plan: --resume F writes to F
     plan = output_plan(flags, env)
     _check_paths(env, tuple(f for f in files or ("-",) if isinstance(f, str)) if demo is None else (), plan)
     options = _options(
@@ -88,7 +92,7 @@ def main(ctx: click.Context, files: tuple[str | UrlArgument, ...], **flags: Any)
     )
     _check_ca_bundle(options)
     _check_engine(options)
-    ctx.exit(_drive(env, files, demo, options, plan, show_traceback))
+    ctx.exit(_drive(env, files, demo, options, plan, monitor, show_traceback))
 
 
 def _inputs(
@@ -113,6 +117,7 @@ def _drive(
     demo: int | None,
     options: Options,
     plan: OutputPlan,
+    monitor: MonitorPlan,
     show_traceback: bool,
 ) -> int:
     """Run, turning what escapes into the exit status and one line on stderr."""
@@ -120,7 +125,7 @@ def _drive(
     from .streams import STDOUT, StreamError
 
     try:
-        return drive(env, files or ("-",), demo, options, plan)
+        return drive(env, files or ("-",), demo, options, plan, monitor)
     except StreamError as exc:
         if show_traceback:
             raise

@@ -90,17 +90,15 @@ def observe(
     the stored status, hash and validators, and is never a change by itself.
     """
     now = time.time() if now is None else now
-    if not_modified and previous is not None:
+    if not_modified and previous is not None and previous.ok:  # "as last time" only means ok if it was
         status, sha256 = previous.status, previous.sha256
         etag, last_modified = etag or previous.etag, last_modified or previous.last_modified
     fails = 0 if ok else (previous.fails_in_a_row if previous else 0) + 1
-    row = Seen(key, now, status, ok, error, etag, last_modified, sha256, now, fails)
     if previous is None:
-        return row, None
-    changed = row.outcome() != previous.outcome()
-    if not changed:
-        row = Seen(key, now, status, ok, error, etag, last_modified, sha256, previous.changed_at, fails)
-    return row, changed
+        return Seen(key, now, status, ok, error, etag, last_modified, sha256, now, fails), None
+    changed = (status, ok, error, sha256) != previous.outcome()
+    since = now if changed else previous.changed_at
+    return Seen(key, now, status, ok, error, etag, last_modified, sha256, since, fails), changed
 
 
 class State:
@@ -169,7 +167,10 @@ class State:
 
 def _lock(path: str, wait: float) -> int:
     """Hold `path.lock` exclusively; poll until `wait` has passed, then give up."""
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot create its lock file ({exc.strerror or exc})") from None
     deadline = time.monotonic() + wait
     delay = 0.01
     while True:
@@ -207,6 +208,8 @@ def _connect(path: str) -> sqlite3.Connection:
             _check(db, path, app)
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across a process crash
+    except sqlite3.OperationalError as exc:  # a folder, no permission, a locked or missing folder
+        raise StateError(f"{path}: cannot open it ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise StateError(f"{path}: not a fetchpool state database ({exc})") from None
     db.isolation_level = "DEFERRED"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedServer
 
 from servers import TestServer, running
 
@@ -60,3 +61,10 @@ def run_cli(
         cwd=kw.pop("cwd", Path(__file__).parent),
         **kw,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    """A server whose answers (`script`, `delay`) the test changes between runs."""
+    with running(ScriptedServer()) as srv:
+        yield srv  # type: ignore[misc]

@@ -124,3 +124,18 @@ def test_kill_9_at_any_moment_never_corrupts_the_state(tmp_path: Path) -> None:
         assert len(batches) <= 1  # a batch is one transaction: it landed whole, or not at all
         with State(path, wait=5) as state:  # and the next run opens it normally
             assert state.count() in (0, 200)
+
+
+def test_a_304_after_a_failure_is_not_taken_as_the_failure_again() -> None:
+    failed, _ = observe("k", None, status=500, ok=False, error=None, etag='"e"', now=1.0)
+    row, changed = observe("k", failed, status=304, ok=True, error=None, not_modified=True, now=2.0)
+    assert (row.status, row.ok, row.fails_in_a_row, changed) == (304, True, 0, True)
+
+
+def test_a_state_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="cannot create its lock file"):
+        State(str(tmp_path / "missing" / "state.db"), wait=0)
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(StateError, match="cannot open it"):
+        State(str(folder), wait=0)

@@ -5,7 +5,9 @@ records arrive one URL at a time. Rather than hold every sample in memory (as a
 `prometheus_client` registry would), each family is spooled to its own temporary file
 and the families are joined at the end into the target, written atomically, so the
 collector never reads half a file. A URL listed twice is written once (its first record):
-the collector refuses a file with a duplicate series.
+the collector refuses a file with a duplicate series; URLs seen are remembered as 8-byte
+digests (`filters.Seen`), not as text. A run that fails writes no file (`discard`): the
+collector keeps serving the last whole one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import tempfile
 from typing import IO
 
+from ..filters import Seen
 from ..result import Result
 from .jsonarray import atomic_path
 
@@ -37,12 +40,12 @@ class MetricsWriter:
         self._spools: dict[str, IO[str]] = {
             name: tempfile.TemporaryFile("w+", encoding="utf-8") for name, _ in FAMILIES
         }
-        self._seen: set[str] = set()
+        self._seen = Seen(limit=1 << 62)
+        self._closed = False
 
     def write(self, result: Result, cert_expires: float | None = None) -> None:
-        if result.url in self._seen:
+        if not self._seen.add(result.url):
             return
-        self._seen.add(result.url)
         labels = f'{{url="{escape_label(result.url)}"}}'
         spool = self._spools
         spool["fetchpool_probe_success"].write(f"fetchpool_probe_success{labels} {int(result.ok)}\n")
@@ -56,7 +59,16 @@ class MetricsWriter:
                 f"fetchpool_probe_ssl_earliest_cert_expiry{labels} {int(cert_expires)}\n"
             )
 
+    def discard(self) -> None:
+        """Drop the spools without writing (a failed run); after `close`, nothing to do."""
+        if not self._closed:
+            self._closed = True
+            for spool in self._spools.values():
+                spool.close()
+
     def close(self) -> None:
+        if self._closed:
+            return
         try:
             with atomic_path(self.path) as out:
                 for name, help_text in FAMILIES:
@@ -66,5 +78,4 @@ class MetricsWriter:
                     while block := spool.read(1 << 16):
                         out.write(block)
         finally:
-            for spool in self._spools.values():
-                spool.close()
+            self.discard()

@@ -92,6 +92,8 @@ def summary_panel(
         lines.append(Pairs(stopped(stats.not_fetched)))
     head = [*totals(ok, total - ok), ("   ", Text(human_bytes(size))), ("   ", Text(f"{stats.rate():,.1f} URL/s"))]
     lines += [Pairs(head), Pairs(outcomes(counts))]
+    if stats.monitor is not None:
+        lines.append(Text(stats.monitor_text().removeprefix("; ")))
     latency = [("", Text("latency", "bold"))]
     for name, value in stats.percentiles().items():
         item = Text(f"{name} ", "dim")

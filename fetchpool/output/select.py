@@ -172,15 +172,22 @@ class FailPolicy:
     `any` (the default): any record not ok. `none`: never. A list: any record whose
     status or error kind is in it, whether or not `--accept` called it ok. The word
     `empty`, alone or in a list (`any,empty`), also fails a run that read no URL at all.
+    `new-failures` (with `--state`; only `empty` goes with it): a URL ok last run, not now;
+    the state decides that, so for the records themselves it means `none`.
     """
 
     mode: str = "any"
     outcomes: Outcomes | None = None
     empty: bool = False
+    new_failures: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> FailPolicy:
         words = [w.strip().lower() for w in spec.split(",") if w.strip()]
+        if NEW_FAILURES in words:
+            if any(w not in (NEW_FAILURES, EMPTY) for w in words):
+                raise SpecError(f"{spec!r}: 'new-failures' combines only with 'empty'")
+            return cls("none", empty=EMPTY in words, new_failures=True)
         empty = EMPTY in words
         rest = [w for w in words if w != EMPTY]
         if empty and not rest:
@@ -192,7 +199,7 @@ class FailPolicy:
         try:
             return cls("list", Outcomes.parse(",".join(rest)), empty)
         except SpecError as exc:
-            raise SpecError(f"{exc} (or 'any', 'none', 'empty')") from None
+            raise SpecError(f"{exc} (or 'any', 'none', 'empty', 'new-failures')") from None
 
     def fails(self, result: Result) -> bool:
         if self.mode == "any":
@@ -203,3 +210,4 @@ class FailPolicy:
 
 
 EMPTY = "empty"
+NEW_FAILURES = "new-failures"

@@ -139,6 +139,7 @@ class Stats:
         self.statuses: Counter[int] = Counter()
         self.latency = LatencyHistogram()
         self.read: int | None = None  # URLs read from input, once the run has said (`Run.read`)
+        self.monitor: dict[str, int] | None = None  # new_failures, recovered, changed, skipped (--state ...)
 
     def add(self, result: Result) -> None:
         name = outcome(result)
@@ -207,7 +208,15 @@ class Stats:
         tail = " — interrupted" if interrupted else ""
         if interrupted and self.read is not None:
             tail += f": {self.total} done, {self.not_fetched} not fetched"
-        return f"{head}: {', '.join(parts)}{tail}"
+        return f"{head}: {', '.join(parts)}{self.monitor_text()}{tail}"
+
+    def monitor_text(self) -> str:
+        """`; 1 new failure, 2 recovered, 3 changed, 4 skipped` when a monitoring flag is on."""
+        if self.monitor is None:
+            return ""
+        m = self.monitor
+        failures = f"{m['new_failures']} new failure{'s' if m['new_failures'] != 1 else ''}"
+        return f"; {failures}, {m['recovered']} recovered, {m['changed']} changed, {m['skipped']} skipped"
 
     def to_dict(self, interrupted: bool = False) -> dict[str, Any]:
         """The `--summary-json` document: plain JSON types, milliseconds and ISO times."""
@@ -232,6 +241,7 @@ class Stats:
                 "finished": _iso(self.finished_wall if self.finished_wall is not None else time.time()),
                 "interrupted": interrupted,
                 "not_fetched": self.not_fetched,
+                **({"monitor": dict(self.monitor)} if self.monitor is not None else {}),
             }
 
 
