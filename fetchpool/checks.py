@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -78,6 +77,8 @@ def cert_expiry(sock: object) -> dt.datetime | None:
     `getpeercert()` only decodes a verified certificate; with `-k` the DER is parsed
     here instead, reading just far enough to find the validity's notAfter.
     """
+    import ssl  # here, not at the top: `--version` and `--help` never need it
+
     if not isinstance(sock, ssl.SSLSocket):
         return None
     try:

@@ -264,8 +264,25 @@ def _options(*groups: dict[str, Any]) -> Options:
 
 
 def run_cli() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; also where a stream that cannot be written is met outside a run.
+
+    A stderr that was closed, or cannot take a message, must not turn a usage error into a
+    traceback (nor send it to stdout, among the records: Click falls back to stdout when
+    `sys.stderr` is None). stdout failing while `--help` or `--version` writes it is an
+    I/O error, as in a run.
+    """
+    from .streams import STDOUT, Closed, Tolerant
+
+    sys.stderr = Tolerant(sys.stderr)
+    if sys.stdout is None:
+        sys.stdout = Closed(STDOUT)  # type: ignore[assignment]
     try:
         main(prog_name="fetchpool")
     except KeyboardInterrupt:
         sys.exit(ExitCode.INTERRUPTED)
+    except OSError as exc:  # only stdout can raise here: stderr is tolerant
+        from .app import silence_stdout
+
+        silence_stdout()
+        _echo_error(f"fetchpool: cannot write {STDOUT}: {exc.strerror or exc}")
+        sys.exit(ExitCode.IO_ERROR)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .monitor import MonitorPlan
+if TYPE_CHECKING:
+    from .monitor import MonitorPlan  # imported late: it loads requests, which --help never needs
 
 _OPTIONS = (
     click.option(
@@ -71,6 +72,7 @@ def monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def monitor_plan(flags: dict[str, Any]) -> MonitorPlan:
     """Pop this module's flags -> MonitorPlan; contradictions are usage errors naming the flags."""
     from .filters import parse_shard
+    from .monitor import MonitorPlan
 
     state, resume = flags.pop("state"), flags.pop("resume")
     shard_text = flags.pop("shard")

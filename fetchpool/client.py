@@ -27,7 +27,7 @@ from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 from .connection import pool_classes, stale
 from .deadline import WATCHDOG, Guard
 from .errors import FetchError, classify
-from .inputs import FETCHABLE, Target
+from .inputs import FETCHABLE, Target, usable_host
 from .options import Options
 from .request import Request, run_request, secret_values, target_request
 from .response import Reader, Reading
@@ -370,9 +370,12 @@ def _follow(target: Target, client: Client, state: _Attempt, guard: Guard) -> No
 
 def _check_hop(target: str, done: int, limit: int, guard: Guard) -> None:
     """Refuse a redirect before it counts: another scheme, one too many, or no time left."""
-    scheme = urlsplit(target).scheme.lower()
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
     if scheme not in FETCHABLE:
         raise FetchError(ErrorKind.UNSUPPORTED_SCHEME, f"redirect to scheme '{scheme}:' refused (only http and https)")
+    if not usable_host(parts.netloc.rpartition("@")[2], idn=True):
+        raise FetchError(ErrorKind.INVALID_URL, "redirect to a URL with no usable host refused")
     if done >= limit:
         raise FetchError(ErrorKind.TOO_MANY_REDIRECTS, f"more than {limit} redirects")
     if guard.passed():

@@ -210,7 +210,7 @@ def normalise(text: str, default_scheme: str = "https") -> tuple[str, None] | tu
     if _PORT_ZERO.match(text):  # requests drops ":0" and would fetch port 80 instead
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: port 0")
     userinfo, _, host = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")
-    if not host or " " in host:
+    if not usable_host(host):
         return None, _bad(original, ErrorKind.INVALID_URL, "not a valid URL: no usable host")
     if userinfo and not _latin1(unquote(userinfo)):  # requests sends Basic auth in Latin-1 only
         return None, _bad(original, ErrorKind.INVALID_URL, "user name or password is not Latin-1: cannot be sent")
@@ -223,6 +223,24 @@ def _latin1(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_HOST = re.compile(r"(?:[a-z0-9_-]+\.?)+|\[[0-9a-f:.]+(?:%25[0-9a-z._~-]+)?\]", re.IGNORECASE)
+_IDN_HOST = re.compile(r"(?:[\w-]+\.?)+|\[[0-9a-f:.]+(?:%25[0-9a-z._~-]+)?\]", re.IGNORECASE)  # before IDNA
+
+
+def usable_host(authority: str, idn: bool = False) -> bool:
+    """A host (with its port) that can be looked up or connected to as it is.
+
+    requests percent-encodes what a host cannot hold (`x.invalid<` becomes `x.invalid%3C`):
+    such a name would only go to the resolver, and a name under `.invalid` would no longer
+    be seen to be one. Only letters, digits, `-`, `_` and dots, or a bracketed IPv6 address;
+    with `idn`, for a redirect's Location not yet IDNA-encoded, letters of any script too.
+    """
+    host, _, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
+    if not host or (port and not port.isdigit()):
+        host = authority
+    return bool((_IDN_HOST if idn else _HOST).fullmatch(host))
 
 
 def _bad(text: str, kind: ErrorKind, message: str) -> Result:

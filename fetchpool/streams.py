@@ -102,6 +102,40 @@ class Discard:
         return False
 
 
+class Tolerant:
+    """stderr as the command uses it: what it cannot take (closed, full) is dropped, not raised.
+
+    Messages for the person are never a reason to fail a run or to change its exit status.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text) if self.stream is not None else len(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            if self.stream is not None:
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream is not None and bool(self.stream.isatty())
+        except (OSError, ValueError):
+            return False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.stream is None:
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
 class Guarded:
     """A writer whose OS errors name its destination (`-o FILE` or stdout)."""
 

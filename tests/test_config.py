@@ -36,7 +36,7 @@ class Seen:
 def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     got = Seen()
 
-    def drive(env: Any, files: Any, demo: Any, options: Any, plan: Any) -> ExitCode:
+    def drive(env: Any, files: Any, demo: Any, options: Any, plan: Any, monitor: Any = None) -> ExitCode:
         got.options, got.plan = options, plan
         return ExitCode.OK
 

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchpool.inputs import MAX_LINE_BYTES, SHOWN_CHARS, Target, UrlArgument, open_inputs, parse, read_lines
+from fetchpool.options import Options
+from fetchpool.pool import fetch
 from fetchpool.result import ErrorKind, Result
 
 
@@ -246,3 +248,30 @@ def test_the_quick_path_and_requests_agree_on_user_info(text: str) -> None:
         request = PreparedRequest()
         request.prepare_url(text if "://" in text else "http://" + text, None)
         assert url == request.url
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "https://u@x.invalid</\\",
+        "http://:p@%FF/\\",
+        "http://x.invalid%3C/",
+        "http://a%3Bb.test/",
+    ],
+)
+def test_a_host_no_resolver_could_take_is_invalid_without_a_lookup(monkeypatch: pytest.MonkeyPatch, line: str) -> None:
+    """requests percent-encodes what a host cannot hold; such a name must not reach the resolver."""
+    import socket
+
+    asked: list[object] = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: asked.append(host) or [])
+    (record,) = list(fetch([line], Options(retries=0, timeout=5)))
+    assert (record.error, record.error_message) == (ErrorKind.INVALID_URL, "not a valid URL: no usable host")
+    assert asked == []
+
+
+def test_a_redirect_to_a_host_no_resolver_could_take_is_refused(server) -> None:
+    from urllib.parse import quote
+
+    (record,) = list(fetch([server.url("/to?url=" + quote("http://x.invalid<y/", safe=""))], Options(retries=0)))
+    assert (record.error, record.redirects) == (ErrorKind.INVALID_URL, 0), record
