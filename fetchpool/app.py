@@ -184,22 +184,26 @@ def drive(
                         live.write(result)
                 if records is not None:
                     records.write_batch(batch)
+            stats.read = fetching.read
+            stats.finish()
+            summary = stats.to_dict(interrupted=stopper.code is not None)
+            # The other outputs first: one that cannot be written leaves an atomic -o as it was.
+            if plan.summary_json not in (None, "-"):
+                _write_summary(env, plan.summary_json, summary)
+            watch.finish()  # monitor: the metrics file
             if records is not None:
                 records.close()
-            watch.finish()  # monitor: the metrics file
         except BrokenPipeError:
             fetching.close()
             _broken_pipe()
-        stats.read = fetching.read
-        stats.finish()
         if live is not None:
             live.close()
         elif not plan.quiet and (env.stderr_isatty or stopper.code is not None):
             _say(env, stats.line(interrupted=stopper.code is not None))
         if stats.total == 0 and stopper.code is None:
             failing |= _no_urls(env, plan)
-    if plan.summary_json:
-        _write_summary(env, plan.summary_json, stats.to_dict(interrupted=stopper.code is not None))
+    if plan.summary_json == "-":  # on stdout: after the records
+        _write_summary(env, "-", summary)
     if stopper.code is not None:
         _flush(env)
         os._exit(stopper.code)  # in-flight requests are abandoned, not waited for

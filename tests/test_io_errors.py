@@ -383,3 +383,16 @@ def test_filters_combine_as_documented(server) -> None:
     lines = "".join(server.url(p) + "\n" for p in ("/ok", "/status/404", "/status/503")).encode()
     proc = run_cli("--only-failures", "--match-status", "2xx,404", "--retries", "0", input=lines)
     assert [json.loads(line)["status"] for line in proc.stdout.splitlines()] == [404]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_summary_that_cannot_be_written_leaves_the_records_file_as_it_was(urls, tmp_path, fmt: str) -> None:
+    """The atomic -o is committed last: a failing --summary-json must not have replaced it."""
+    if not os.access("/proc", os.W_OK):
+        pytest.skip("needs root: /proc/version is refused up front otherwise")
+    out = tmp_path / f"records.{fmt}"
+    out.write_text("OLD\n")
+    proc = run_cli(str(urls), "-o", str(out), "--summary-json", "/proc/version", cwd=tmp_path)
+    assert proc.returncode == ExitCode.IO_ERROR, proc.stderr
+    assert out.read_text() == "OLD\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["records." + fmt, urls.name])
