@@ -9,6 +9,7 @@ redirect's body is never read whole, and no cookie jar carries state between URL
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import ssl
 import threading
@@ -24,6 +25,7 @@ from requests.utils import get_environ_proxies
 from urllib3 import HTTPHeaderDict
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
+from .checks import Checks
 from .connection import pool_classes, stale
 from .deadline import WATCHDOG, Guard
 from .errors import FetchError, classify
@@ -197,11 +199,24 @@ class Client:
         self.verify: bool | str = (ca_bundle or True) if options.verify else False
         self.headers = request_headers(options)
         self.reader = Reader(options)  # headers, title, hash, save, checks: all off by default
+        self._line_readers: dict[Checks, Reader] = {}  # for JSON lines that bring their own checks
         self.request = run_request(options, self.headers)
         self._proxies: dict[str, dict[str, str]] = {}
         self._secrets = secret_values(tuple(self.request.headers.items()), SECRET_HEADERS)
         if options.user is not None:
             self._secrets += [s for s in (options.user, options.user.partition(":")[2]) if len(s) >= 4]
+
+    def reader_for(self, target: Target) -> Reader:
+        """The run's response reader, or one for a JSON line's own checks (kept for the next)."""
+        if target.checks is None:
+            return self.reader
+        reader = self._line_readers.get(target.checks)
+        if reader is None:
+            if len(self._line_readers) >= POOL_CACHE:  # a few distinct check sets, not one per line
+                self._line_readers.clear()
+            options = dataclasses.replace(self.options, checks=target.checks)
+            reader = self._line_readers[target.checks] = Reader(options)
+        return reader
 
     def request_for(self, target: Target) -> Request:
         """The run's request for a bare URL line; a JSON line's own, merged over it."""
@@ -248,6 +263,7 @@ class _Attempt:
         self.retry_after: str | None = None
         self.id = id  # the input's id: part of a saved body's file name
         self.reading: Reading | None = None  # set for the final response when a feature reads it
+        self.reader: Reader | None = None  # the run's, or a JSON line's own checks
 
     def ms(self) -> float:
         return round((time.monotonic() - self.start) * 1000, 3)
@@ -289,8 +305,9 @@ def fetch_attempt(
     deadline = started + options.timeout
     if attempt > 1 and state.start >= deadline:  # a retry started late (every worker was busy)
         return _too_late(result, options.timeout, state.start - started), None
-    if client.reader.active:
-        client.reader.begin(result)
+    reader = state.reader = client.reader_for(target)
+    if reader.active:
+        reader.begin(result)
     with WATCHDOG.watch(deadline) as guard:
         try:
             _follow(target, client, state, guard)
@@ -360,11 +377,12 @@ def _follow(target: Target, client: Client, state: _Attempt, guard: Guard) -> No
         url = location_url
         result.final_url = redact_url(url)
     response.raw.decode_content = options.compressed  # --compressed: count and cap decoded bytes
-    if not client.reader.active:  # the default: count the body, nothing more
+    reader = state.reader or client.reader
+    if not reader.active:  # the default: count the body, nothing more
         _count_body(response, result, options.max_bytes, guard)
         return
     # guard.sock is the socket this response came on: its certificate is the one to report
-    state.reading = client.reader.open(response, guard.sock, first_method, asked, state.id, result)
+    state.reading = reader.open(response, guard.sock, first_method, asked, state.id, result)
     _count_body(response, result, options.max_bytes, guard, state.reading)
 
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from requests.exceptions import RequestException
 from requests.models import PreparedRequest
 
+from .checks import Checks
 from .jsoninput import parse_object
 from .result import ErrorKind, Result, clip, redact_text, redact_url
 
@@ -68,6 +69,7 @@ class Target:
     body: bytes | None = None  # None: the run's -d, if any
     id: Any = None  # the caller's, echoed in the record (and the key of state and resume)
     meta: Any = None  # the caller's, echoed in the record unchanged
+    checks: Checks | None = None  # a JSON line's own checks, in place of the run's
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +322,7 @@ def json_target(text: str, number: int, source: str, default_scheme: str) -> Ite
     headers = request.headers
     if request.json_body and not any(name.lower() == "content-type" for name, _ in headers):
         headers += (("Content-Type", "application/json"),)
-    return Target(url, number, source, request.method, headers, request.body, request.id, request.meta)
+    return Target(url, number, source, request.method, headers, request.body, request.id, request.meta, request.checks)
 
 
 def open_inputs(

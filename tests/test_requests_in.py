@@ -285,3 +285,30 @@ def test_a_target_carries_its_request_through_the_library(server: TestServer) ->
     assert result.line == 4 and result.to_dict()["method"] == "DELETE" and result.to_dict()["id"] == [1]
     [plain] = run([Target(server.url("/request?id=lib2"), 1)], Options(method="HEAD"))
     assert seen(server, "lib2")["method"] == "HEAD" and "method" not in plain.to_dict()
+
+
+def test_json_lines_bring_their_own_checks_in_place_of_the_runs(server: TestServer) -> None:
+    """Issue 11's checks per line: a line's `checks` replace the run's for that line only."""
+    ok = server.url("/ok")
+    lines = [
+        json.dumps(
+            {"url": ok, "id": "own-pass", "checks": {"expect_body": "ok", "expect_header": {"Content-Type": "."}}}
+        ),
+        json.dumps({"url": ok, "id": "own-fail", "checks": {"expect_body": ["ok", "Welcome"]}}),
+        json.dumps({"url": ok, "id": "run-checks"}),
+        json.dumps({"url": ok, "id": "header-missing", "checks": {"expect_header": {"X-Absent": ".*"}}}),
+        json.dumps({"url": ok, "id": "bad", "checks": {"expect_regex": "("}}),
+        json.dumps({"url": ok, "id": "unknown", "checks": {"expect_bodyy": "x"}}),
+    ]
+    result = invoke(["--reject-body", "ok", "--retries", "0"], "\n".join(lines) + "\n")
+    got = {r.get("id", r["line"]): r for r in records(result.output)}  # a bad object echoes no id
+    assert got["own-pass"]["ok"] is True and got["own-pass"]["error"] is None
+    assert (got["own-fail"]["error"], got["own-fail"]["error_message"]) == (
+        "check",
+        "--expect-body: body does not contain 'Welcome'",
+    )
+    assert got["run-checks"]["error"] == "check" and "(rejected)" in got["run-checks"]["error_message"]
+    assert got["header-missing"]["error_message"] == "--expect-header: header X-Absent is missing"
+    for name, text in ((5, "not a valid regular expression"), (6, "unknown check 'expect_bodyy'")):
+        assert got[name]["error"] == "invalid_url" and text in got[name]["error_message"], got[name]
+    assert result.exit_code == 1
