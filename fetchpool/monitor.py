@@ -88,6 +88,7 @@ class Watch:
         self._asked = {h.lower() for h in asked_headers}
         self._unsaved: dict[str, Row] = {}
         self._saved = time.monotonic()
+        self._started = time.time()  # rows checked since are this run's own (a URL listed twice)
 
     @classmethod
     def open(cls, plan: MonitorPlan, options: Options, stack: ExitStack) -> Watch:
@@ -194,6 +195,7 @@ class Watch:
 
     def _observe(self, result: Result, key: str, prev: Row | None) -> Row:
         extra = result.extra if result.extra is not None else {}
+        same_run = prev is not None and prev.checked_at >= self._started  # a URL listed twice
         etag, modified = self._validators(extra)
         not_modified = result.status == 304 and self.plan.conditional
         good = result.ok and result.status is not None and (200 <= result.status < 300 or not_modified)
@@ -207,7 +209,10 @@ class Watch:
             last_modified=modified if good else None,
             sha256=extra.get("sha256"),
             not_modified=not_modified,
+            same_run=same_run,
         )
+        if not_modified and "sha256" in extra:  # nothing was sent: the hash is the stored one
+            extra["sha256"] = row.sha256
         extra.update(
             changed=changed,
             prev_status=prev.status if prev else None,
@@ -218,7 +223,7 @@ class Watch:
         counted = self.counts
         counted["changed"] += changed is True
         counted["recovered"] += bool(result.ok and prev is not None and not prev.ok)
-        counted["new_failures"] += row.fails_in_a_row == self.plan.fail_after
+        counted["new_failures"] += row.fails_in_a_row == self.plan.fail_after and not same_run
         return row
 
     def _validators(self, extra: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -83,17 +83,23 @@ def observe(
     sha256: str | None = None,
     not_modified: bool = False,
     now: float | None = None,
+    same_run: bool = False,
 ) -> tuple[Seen, bool | None]:
     """The new row for `key` and whether it changed (None on the URL's first run).
 
     A `304 Not Modified` answer to a conditional request means "as last time": it keeps
-    the stored status, hash and validators, and is never a change by itself.
+    the stored status, hash and validators, and is never a change by itself. `same_run`:
+    `previous` is this run's own earlier line for the key (a URL listed twice), which
+    must not count as one more failed run. A failure keeps the last ok response's
+    validators, so the page's next 304 is still asked for.
     """
     now = time.time() if now is None else now
     if not_modified and previous is not None and previous.ok:  # "as last time" only means ok if it was
         status, sha256 = previous.status, previous.sha256
         etag, last_modified = etag or previous.etag, last_modified or previous.last_modified
-    fails = 0 if ok else (previous.fails_in_a_row if previous else 0) + 1
+    if previous is not None and etag is None and last_modified is None:
+        etag, last_modified = previous.etag, previous.last_modified
+    fails = 0 if ok else (previous.fails_in_a_row if previous else 0) + (0 if same_run and previous else 1)
     if previous is None:
         return Seen(key, now, status, ok, error, etag, last_modified, sha256, now, fails), None
     changed = (status, ok, error, sha256) != previous.outcome()

@@ -422,3 +422,69 @@ def test_files_in_a_missing_folder_are_refused_before_fetching(tmp_path: Path) -
     for flag in ("--state", "--metrics", "--resume"):
         done = run_cli(flag, str(tmp_path / "missing" / "f"), "http://127.0.0.1:1/")
         assert done.returncode == 2 and b"is not a writable folder" in done.stderr, flag
+
+
+def test_a_304_passes_the_body_and_header_checks_of_the_page_it_stands_for(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    """An unchanged page answered 304 must not fail --expect-body and page someone."""
+    state = tmp_path / "state.db"
+    scripted.script["e"] = (200, b"good page", {"ETag": '"g1"', "Content-Type": "text/html"})
+    checks = ("--conditional", "--expect-body", "good", "--expect-header", "Content-Type: html")
+    first = records(watch(scripted, state, "e", args=checks).stdout)["e"]
+    assert first["ok"] is True and first["status"] == 200
+    for _ in range(2):
+        proc = watch(scripted, state, "e", args=(*checks, "--fail-on", "new-failures", "--fail-after", "1"))
+        again = records(proc.stdout)["e"]
+        assert (again["status"], again["ok"], again["error"], again["changed"]) == (304, True, None, False), again
+        assert again["sha256"] == first["sha256"] and proc.returncode == 0
+
+
+def test_a_url_listed_twice_counts_once_per_run(scripted: ScriptedServer, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    scripted.script["d"] = (200, b"ok", {})
+    watch(scripted, state, "d")
+    scripted.script["d"] = (500, b"no", {})
+    urls = (scripted.url("/s/d") + "\n") * 3
+    proc = run_cli(
+        "--state",
+        str(state),
+        "--retries",
+        "0",
+        "--fail-on",
+        "new-failures",
+        "--fail-after",
+        "2",
+        "-",
+        input=urls.encode(),
+    )
+    got = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["fails_in_a_row"] for r in got] == [1, 1, 1]
+    assert proc.returncode == 0  # one failed run, not three: --fail-after 2 does not fire yet
+    again = run_cli(
+        "--state",
+        str(state),
+        "--retries",
+        "0",
+        "--fail-on",
+        "new-failures",
+        "--fail-after",
+        "2",
+        "-",
+        input=urls.encode(),
+    )
+    assert [json.loads(line)["fails_in_a_row"] for line in again.stdout.splitlines()] == [2, 2, 2]
+    assert again.returncode == 1
+
+
+def test_a_failed_run_keeps_the_validators_of_the_last_ok_one(scripted: ScriptedServer, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    scripted.script["v"] = (200, b"body", {"ETag": '"x1"'})
+    watch(scripted, state, "v", args=("--conditional",))
+    scripted.script["v"] = (500, b"down", {})
+    watch(scripted, state, "v", args=("--conditional",))
+    scripted.script["v"] = (200, b"body", {"ETag": '"x1"'})
+    scripted.seen.clear()
+    back = records(watch(scripted, state, "v", args=("--conditional",)).stdout)["v"]
+    assert scripted.seen[-1][2].get("If-None-Match") == '"x1"'
+    assert back["status"] == 304 and back["ok"] is True
