@@ -200,7 +200,7 @@ def drive(
             live.close()
         elif not plan.quiet and (env.stderr_isatty or stopper.code is not None):
             _say(env, stats.line(interrupted=stopper.code is not None))
-        if stats.total == 0 and stopper.code is None:
+        if stats.total == 0 and stopper.code is None and not watch.counts["skipped"]:  # skipped: not empty
             failing |= _no_urls(env, plan)
     if plan.summary_json == "-":  # on stdout: after the records
         _write_summary(env, "-", summary)

@@ -262,6 +262,20 @@ output_options = group(
 )
 
 
+_RANK = {
+    click.core.ParameterSource.COMMANDLINE: 3,
+    click.core.ParameterSource.ENVIRONMENT: 2,
+    click.core.ParameterSource.DEFAULT_MAP: 1,
+}
+
+
+def _stronger(first: str, second: str) -> str | None:
+    """Of two parameters given, the one from the stronger source; None when equally strong."""
+    ctx = click.get_current_context()
+    ranks = [_RANK.get(ctx.get_parameter_source(name), 0) for name in (first, second)]  # type: ignore[arg-type]
+    return None if ranks[0] == ranks[1] else (first if ranks[0] > ranks[1] else second)
+
+
 def output_plan(flags: dict[str, Any], env: Environment) -> OutputPlan:
     """`output_options` -> `OutputPlan`; flags that contradict each other are a usage error
     naming them: nothing given is silently ignored."""
@@ -270,7 +284,10 @@ def output_plan(flags: dict[str, Any], env: Environment) -> OutputPlan:
 
     as_json, fmt, fields, output = flags.pop("as_json"), flags.pop("fmt"), flags.pop("fields"), flags.pop("output")
     if as_json and fmt not in ("auto", "jsonl"):
-        raise click.UsageError(f"--json is --format jsonl: it contradicts --format {fmt}")
+        winner = _stronger("as_json", "fmt")  # a flag beats the environment, which beats the config
+        if winner is None:
+            raise click.UsageError(f"--json is --format jsonl: it contradicts --format {fmt}")
+        as_json = winner == "as_json"
     quiet = flags.pop("quiet")
     plan = OutputPlan(
         format="jsonl" if as_json else fmt,

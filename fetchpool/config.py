@@ -50,6 +50,9 @@ def load(path: str, known: Mapping[str, bool]) -> dict[str, Any]:
     return settings
 
 
-def _text(value: Any) -> Any:
-    """Numbers and booleans pass as they are; Click converts and validates them like flags."""
-    return value if isinstance(value, (bool, int, float, str)) else str(value)
+def _text(value: Any) -> str:
+    """Every value as text, so Click converts and refuses it exactly as the flag's own:
+    `retries = 2.9` or `retries = true` must not become 2 or 1 on the way."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)

@@ -300,6 +300,21 @@ def parse_line(
     return Target(url, number, source)
 
 
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_SECRET_NAME = re.compile(r"authorization|cookie", re.I)
+
+
+def _hide_secrets(text: str) -> str:
+    """A bad JSON line as shown in its record: nothing after a secret header's name.
+
+    The line may be torn, or hold the value as a list or with escapes (`Auth\\u006frization`),
+    so masking the value in place cannot be relied on: everything after the name goes.
+    """
+    loose = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    found = _SECRET_NAME.search(loose)
+    return _SECRET_VALUE.sub(r'\1"***"', text) if found is None else loose[: found.end()] + '": "***"'
+
+
 def json_target(text: str, number: int, source: str, default_scheme: str) -> Item:
     """A JSON line -> its Target, or an `invalid_url` record saying what is wrong with it.
 
@@ -308,7 +323,7 @@ def json_target(text: str, number: int, source: str, default_scheme: str) -> Ite
     """
     request = parse_object(text)
     if isinstance(request, str):
-        shown = clip(redact_text(redact_url(_SECRET_VALUE.sub(r'\1"***"', text))), SHOWN_CHARS)
+        shown = clip(redact_text(redact_url(_hide_secrets(text))), SHOWN_CHARS)
         return Result.failed(shown, number, ErrorKind.INVALID_URL, f"JSON line {number}: {request}", source)
     url, failure = normalise(request.url, default_scheme)
     if failure is not None:

@@ -44,6 +44,11 @@ class LineRequest:
     checks: Checks | None = None  # None: the run's checks
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: echoed in `id` or `meta`, they would break every reader."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def looks_like_json(text: str) -> bool:
     """`--input-format auto`: a line starting with `{` is a JSON object."""
     return text.startswith("{")
@@ -52,7 +57,7 @@ def looks_like_json(text: str) -> bool:
 def parse_object(text: str) -> LineRequest | str:
     """A JSON line -> the request, or a message saying what is wrong with it."""
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         return f"not a JSON object: {exc}"
     if not isinstance(obj, dict):

@@ -164,9 +164,12 @@ class Watch:
         yet committed are simply older; the next run then reports those URLs' changes
         again rather than missing one.
         """
+        resuming = self.plan.resume is not None
         for batch in batches:
             for result in batch:
                 accept(result)
+                if resuming and result.attempts:  # --resume keys on method + URL: say which method
+                    result.extra = {"method": self.method, **(result.extra or {})}
             if self.state is not None:
                 self._judge(batch)
             for result in batch:

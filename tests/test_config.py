@@ -285,3 +285,18 @@ def test_the_readme_config_example_is_read_as_it_says(seen: Seen, tmp_path: Path
     assert (options.concurrency, options.per_host, options.rate, options.timeout) == (32, 4, 50.0, 20.0)
     assert options.headers == (("Accept", "application/json"), ("X-Team", "ops")) and not options.follow_redirects
     assert options.retry_on == parse_retry_on("429,5xx,timeout") and seen.plan.format == "jsonl"
+
+
+@pytest.mark.parametrize(
+    "args, env, expected",
+    [
+        (["--json"], {"FETCHPOOL_FORMAT": "csv"}, "jsonl"),
+        (["-f", "csv"], {"FETCHPOOL_JSON": "1"}, "csv"),
+    ],
+)
+def test_a_flag_wins_over_a_contradicting_environment(
+    seen: Seen, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = invoke(args, env=env)
+    assert result.exit_code == ExitCode.OK, result.output
+    assert seen.plan.format == expected

@@ -19,7 +19,8 @@ KNOWN = {"concurrency": False, "header": True, "per_host": False, "insecure": Fa
 def test_config_keys_take_dashes_or_underscores_and_lists(tmp_path: Path) -> None:
     path = tmp_path / "fp.toml"
     path.write_text('concurrency = 32\nper-host = 2\nheader = "X-A: 1"\ninsecure = true\n')
-    assert load(str(path), KNOWN) == {"concurrency": 32, "per_host": 2, "header": ["X-A: 1"], "insecure": True}
+    # values reach Click as text, to be converted and refused exactly as the flag's own
+    assert load(str(path), KNOWN) == {"concurrency": "32", "per_host": "2", "header": ["X-A: 1"], "insecure": "true"}
     path.write_text('header = ["X-A: 1", "X-B: 2"]\n')
     assert load(str(path), KNOWN) == {"header": ["X-A: 1", "X-B: 2"]}
 
@@ -136,3 +137,21 @@ def test_a_body_file_appears_only_when_committed(tmp_path: Path) -> None:
     failed.write(b"half")
     failed.discard()
     assert sorted(os.listdir(tmp_path)) == ["x.html"]
+
+
+def test_config_numbers_are_refused_as_the_flag_would_refuse_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fetchpool.cli import main
+
+    for line in ("retries = 2.9", "retries = true", "concurrency = 8.5"):
+        path = tmp_path / "fp.toml"
+        path.write_text(line + "\n")
+        result = CliRunner().invoke(main, ["--config", str(path), "http://127.0.0.1:9/"])
+        assert result.exit_code == 2 and "Invalid value" in result.output, (line, result.output)
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    for text in ('{"url": "http://127.0.0.1/", "id": NaN}', '{"url": "http://127.0.0.1/", "meta": Infinity}'):
+        got = parse_object(text)
+        assert isinstance(got, str) and "not a JSON value" in got

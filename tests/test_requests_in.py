@@ -312,3 +312,18 @@ def test_json_lines_bring_their_own_checks_in_place_of_the_runs(server: TestServ
     for name, text in ((5, "not a valid regular expression"), (6, "unknown check 'expect_bodyy'")):
         assert got[name]["error"] == "invalid_url" and text in got[name]["error_message"], got[name]
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"url":"http://127.0.0.1:9/","headers":{"Authorization":"Bearer SECRET-TORN',
+        '{"url":"http://127.0.0.1:9/","headers":{"Auth\\u006frization":"Bearer SECRET-ESC","X":5}}',
+        '{"url":"http://127.0.0.1:9/","headers":{"Authorization":["SECRET-LIST"]}}',
+        '{"url":"http://127.0.0.1:9/","headers":{"Cookie":{"a":"SECRET-OBJ"}}}',
+    ],
+)
+def test_a_torn_or_odd_bad_object_never_shows_its_credentials(line: str) -> None:
+    result = invoke([], line + "\n")
+    [record] = records(result.stdout)
+    assert record["error"] == "invalid_url" and "SECRET" not in result.output

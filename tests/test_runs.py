@@ -118,3 +118,17 @@ def test_dedupe_keys_on_method_and_url(scripted: ScriptedServer) -> None:
     urls = [scripted.url("/s/a"), scripted.url("/s/a?x=1"), scripted.url("/s/a")]
     done = run_cli("--dedupe", "-", input="\n".join(urls).encode())
     assert len(done.stdout.splitlines()) == 2
+
+
+def test_resume_keys_on_the_method_too(scripted: ScriptedServer, tmp_path: Path) -> None:
+    """A GET done is not a HEAD done: the HEAD run must still send its requests."""
+    out = tmp_path / "r.jsonl"
+    urls = scripted.url("/s/m1") + "\n" + scripted.url("/s/m2") + "\n"
+    first = run_cli("--resume", str(out), "-", input=urls.encode())
+    assert first.returncode == 0 and all(json.loads(x)["method"] == "GET" for x in out.read_text().splitlines())
+    before = len(scripted.seen)
+    head = run_cli("--resume", str(out), "-X", "HEAD", "-", input=urls.encode())
+    assert head.returncode == 0 and len(scripted.seen) == before + 2
+    again = run_cli("--resume", str(out), "-X", "HEAD", "--fail-on", "any,empty", "-", input=urls.encode())
+    assert again.returncode == 0 and len(scripted.seen) == before + 2  # all done: skipped is not an empty input
+    assert b"no URLs in input" not in again.stderr
