@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
 import sys
 from typing import TYPE_CHECKING, Any
@@ -142,7 +143,17 @@ def _drive(
 
 
 def _check_engine(options: Options) -> None:
-    """An engine that cannot run here (Ray not installed) is a usage error, before any fetch."""
+    """An engine that cannot run here (Ray not installed), or flags for another engine than
+    the one chosen, are a usage error before any fetch."""
+    ctx = click.get_current_context()
+    given = {
+        name: ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+        for name in ("processes", "ray_address")
+    }
+    if given["processes"] and options.engine == "threads":
+        raise click.UsageError("--processes is for --engine processes or ray")
+    if given["ray_address"] and options.engine != "ray":
+        raise click.UsageError("--ray-address is for --engine ray")
     if options.engine == "ray":
         from .pool.rayengine import check_ray
 
@@ -273,6 +284,9 @@ def run_cli() -> None:
     """
     from .streams import STDOUT, Closed, Tolerant
 
+    # Until the run installs its own handler, Ctrl-C ends the command at once with 130
+    # (Click would print "Aborted!" and exit 1). Nothing has been fetched or written yet.
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(ExitCode.INTERRUPTED))
     sys.stderr = Tolerant(sys.stderr)
     if sys.stdout is None:
         sys.stdout = Closed(STDOUT)  # type: ignore[assignment]
