@@ -360,3 +360,15 @@ def test_fail_on_empty_alone_does_not_fail_on_failed_records(server) -> None:
 def test_an_empty_run_on_a_terminal_warns_after_the_summary() -> None:
     result = invoke([], input="", stdout_isatty=True, stderr_isatty=True, no_color=True)
     assert result.exit_code == ExitCode.OK and result.stderr == "fetchpool: no URLs in input\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--processes", "2"], "--processes is for --engine processes or ray"),
+        (["--ray-address", "auto"], "--ray-address is for --engine ray"),
+    ],
+)
+def test_engine_flags_for_another_engine_are_usage_errors(args: list[str], message: str) -> None:
+    result = invoke([*args, "http://127.0.0.1:9/"])
+    assert result.exit_code == ExitCode.USAGE and message in result.output
