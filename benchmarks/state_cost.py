@@ -75,5 +75,6 @@ def main() -> None:
         b = statistics.median(r[i] for r in with_state)
         print(f"  cost in {label}: {100 * (b - a) / a:+.1f} %")
 
+
 if __name__ == "__main__":
     main()
