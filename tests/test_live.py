@@ -481,7 +481,11 @@ def run_in_tmux(
 def test_a_person_sees_progress_counters_rows_then_the_summary(tmp_path: Path) -> None:
     with run_in_tmux(tmp_path, size=(110, 60)) as (tmux, markers):  # tall enough for the whole report
         wait_until((markers / "half").exists, "the first half of the records")
-        middle = tmux.wait_for("30/60", "the progress line at 30/60")
+        tmux.wait_for("30/60", "the progress line at 30/60")
+        # the rows are laid out twice a second, the bar four times: wait for the rows of 30/60 too
+        latest_row = r"404\s+86 ms\s+1\.0 KiB\s+http://127\.0\.0\.1:8080/a/very/\S*…\S*/item-27\?q=27"
+        wait_until(lambda: re.search(latest_row, tmux.screen()) is not None, "the latest rows at 30/60")
+        middle = tmux.screen()
         assert re.search(r"━+.* 30/60\s+50%\s+[\d.,]+ URL/s\s+elapsed \d+:\d\d\s+ETA \d+:\d\d", middle), middle
         assert re.search(r"21 ok\s+9 failed\s+│\s+2xx 21\s+4xx 3\s+5xx 3\s+timeout 3\s+│", middle), middle
         assert re.search(r"STATUS\s+TIME\s+SIZE\s+URL", middle) and "timeout" in middle
