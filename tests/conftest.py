@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,3 +69,20 @@ def scripted() -> Iterator[ScriptedServer]:
     """A server whose answers (`script`, `delay`) the test changes between runs."""
     with running(ScriptedServer()) as srv:
         yield srv  # type: ignore[misc]
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`socket.getaddrinfo` answers loopback addresses and refuses every name: no lookups."""
+    from faultserver import loopback_getaddrinfo
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)
+
+
+@pytest.fixture(scope="module")
+def faults() -> Iterator[object]:
+    """A misbehaving server (tests/faultserver.py) on 127.0.0.1, one per test module."""
+    from faultserver import serving
+
+    with serving() as srv:
+        yield srv

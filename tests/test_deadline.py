@@ -8,9 +8,7 @@ every path where that could pass for success. Servers are tests/faultserver.py's
 from __future__ import annotations
 
 import re
-import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,21 +19,13 @@ from fetchpool.inputs import Target
 from fetchpool.result import ErrorKind, Result
 
 from conftest import run_cli
-from faultserver import FaultServer, loopback_getaddrinfo, serving, timed_fetch
+from faultserver import FaultServer, serving, timed_fetch
 
 T = 1.0
 DEADLINE_MESSAGE = "no complete response within the 1 s total deadline"
 
 
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with serving() as srv:
-        yield srv
+pytestmark = pytest.mark.usefixtures("loopback_only")  # no test here may look a name up
 
 
 def assert_deadline(result: Result, status: int | None) -> None:

@@ -13,7 +13,6 @@ import socket
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from faultserver import (
     SPARE,
     FaultServer,
     T,
-    loopback_getaddrinfo,
     options,
     serving,
     timed_fetch,
@@ -39,15 +37,7 @@ from faultserver import (
 MiB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with serving() as srv:
-        yield srv
+pytestmark = pytest.mark.usefixtures("loopback_only")  # no test here may look a name up
 
 
 # Every `open()` while a test watches (an audit hook cannot be removed, so it stays cheap).

@@ -9,9 +9,7 @@ server's keep-alive timeout and the client's next request, made deterministic.
 
 from __future__ import annotations
 
-import socket
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +18,9 @@ from fetchpool import Options
 from fetchpool.client import Client, fetch_one
 from fetchpool.result import ErrorKind, Result
 
-from faultserver import FaultServer, loopback_getaddrinfo, serving
+from faultserver import FaultServer, serving
 
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)
-
-
-@pytest.fixture(scope="module")
-def faults() -> Iterator[FaultServer]:
-    with serving() as srv:
-        yield srv
+pytestmark = pytest.mark.usefixtures("loopback_only")  # no test here may look a name up
 
 
 def twice(url: str, **kw: object) -> tuple[Result, Result]:
