@@ -69,6 +69,9 @@ def monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+_UNSET = (click.core.ParameterSource.DEFAULT, None)
+
+
 def monitor_plan(flags: dict[str, Any]) -> MonitorPlan:
     """Pop this module's flags -> MonitorPlan; contradictions are usage errors naming the flags."""
     from .filters import parse_shard
@@ -99,6 +102,7 @@ def monitor_plan(flags: dict[str, Any]) -> MonitorPlan:
             ("--conditional", plan.conditional),
             ("--fail-on new-failures", plan.new_failures),
             ("--fail-after", plan.fail_after != 1),
+            ("--state-wait", click.get_current_context().get_parameter_source("state_wait") not in _UNSET),
         ):
             if given:
                 raise click.UsageError(f"{flag} needs --state FILE: it compares with the last run")

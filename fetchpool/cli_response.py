@@ -76,6 +76,27 @@ def response_settings(flags: dict[str, Any]) -> dict[str, Any]:
             cert_days=flags.pop("cert_days"),
         )
     except CheckSpecError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint=_culprit(given)) from None
     settings["include_headers"] = tuple(settings["include_headers"])
     return {**settings, "checks": checks}
+
+
+def _culprit(given: dict[str, Any]) -> str | None:
+    """The flag whose value a Checks refused, for the message (None when it cannot tell)."""
+    import re
+
+    for key, flag in (("expect_regex", "--expect-regex"), ("reject_regex", "--reject-regex")):
+        for pattern in given[key]:
+            try:
+                re.compile(pattern)
+            except re.error:
+                return f"'{flag}'"
+    for spec in given["expect_header"]:
+        try:
+            re.compile(spec.partition(":")[2].strip())
+        except re.error:
+            return "'--expect-header'"
+    for key, flag in (("expect_body", "--expect-body"), ("reject_body", "--reject-body")):
+        if any(not text for text in given[key]):
+            return f"'{flag}'"
+    return None

@@ -372,3 +372,16 @@ def test_an_empty_run_on_a_terminal_warns_after_the_summary() -> None:
 def test_engine_flags_for_another_engine_are_usage_errors(args: list[str], message: str) -> None:
     result = invoke([*args, "http://127.0.0.1:9/"])
     assert result.exit_code == ExitCode.USAGE and message in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--expect-regex", "("], "Invalid value for '--expect-regex': not a valid regular expression"),
+        (["--expect-header", "X: ("], "Invalid value for '--expect-header': not a valid regular expression"),
+        (["--state-wait", "5"], "--state-wait needs --state FILE"),
+    ],
+)
+def test_monitoring_flag_mistakes_name_their_flag(args: list[str], message: str) -> None:
+    result = invoke([*args, "http://127.0.0.1:9/"])
+    assert result.exit_code == ExitCode.USAGE and message in result.output, result.output
