@@ -71,6 +71,21 @@ class Target:
     meta: Any = None  # the caller's, echoed in the record unchanged
     checks: Checks | None = None  # a JSON line's own checks, in place of the run's
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as a plain tuple: a slotted dataclass's default state costs twice the time,
+        and every URL crosses to a worker process this way."""
+        return Target, (
+            self.url,
+            self.line,
+            self.input,
+            self.method,
+            self.headers,
+            self.body,
+            self.id,
+            self.meta,
+            self.checks,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UrlArgument:

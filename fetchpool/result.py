@@ -59,6 +59,10 @@ class Result:
             d.update(self.extra)
         return d
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as a plain tuple: every record crosses back from a worker process."""
+        return Result, tuple(getattr(self, name) for name in _ALL_FIELDS)
+
     @classmethod
     def failed(cls, url: str, line: int, kind: ErrorKind, message: str, source: str = "-") -> Result:
         """A record for a line that was never fetched (or failed before any reply).
@@ -68,7 +72,8 @@ class Result:
         return cls(url=redact_url(url), line=line, input=source, error=kind, error_message=redact_text(message))
 
 
-FIELDS: tuple[str, ...] = tuple(name for name in Result.__dataclass_fields__ if name != "extra")
+_ALL_FIELDS: tuple[str, ...] = tuple(Result.__dataclass_fields__)
+FIELDS: tuple[str, ...] = tuple(name for name in _ALL_FIELDS if name != "extra")
 # Keys a record carries only when the feature that fills them is on, in this order.
 EXTRA_FIELDS: tuple[str, ...] = (
     "method",  # JSON-line input that gave its own method

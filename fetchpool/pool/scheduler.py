@@ -42,6 +42,31 @@ class _InputFailed:
         self.exc = exc
 
 
+class _Window:
+    """The read-ahead: the feeder takes a slot per item read, the caller gives back a burst.
+
+    A `threading.Semaphore` would notify once per slot given back; this notifies once.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._cond = threading.Condition(threading.Lock())
+
+    def take(self, timeout: float) -> bool:
+        with self._cond:
+            if self._free <= 0:
+                self._cond.wait(timeout)
+                if self._free <= 0:
+                    return False
+            self._free -= 1
+            return True
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self._free += n
+            self._cond.notify()
+
+
 class _Parked:
     """A URL read from input, started by the caller's thread when limits allow."""
 
@@ -67,7 +92,7 @@ class Run:
         self._items = items
         self._engine = engine if engine is not None else make_engine(options)
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._slots = threading.Semaphore(options.window)
+        self._slots = _Window(options.window)
         self._stop = threading.Event()
         self._wakeups: list[tuple[float, int, Any]] = []  # (when, tie, _Parked or host)
         self._tie = 0
@@ -75,6 +100,9 @@ class Run:
         self._parked: dict[str, deque[_Parked]] = {}
         self._ready: deque[_Parked] = deque()  # allowed to start, waiting for a slot in flight
         self._running = 0
+        # Start more only once a burst of messages is taken, or when few are left in flight:
+        # a process engine then sends one message per burst, not one per URL.
+        self._low = options.concurrency // 2
 
     def stop(self) -> None:
         """Stop reading input and starting URLs; the iterator then ends after what is done."""
@@ -115,7 +143,7 @@ class Run:
         try:
             for item in self._items:
                 self.read += 1  # only this thread writes it
-                while not self._slots.acquire(timeout=0.1):
+                while not self._slots.take(timeout=0.1):
                     if self._stop.is_set():
                         return
                 if self._stop.is_set():
@@ -138,14 +166,15 @@ class Run:
                 break
             if self._wakeups and self._wakeups[0][0] <= time.monotonic():
                 self._wake_due()
-            self._pump()
+            if self._running <= self._low:
+                self._pump()
             try:
                 msg = self._done.get_nowait()
             except queue.Empty:
+                self._pump()
                 if out:
                     yield out
-                    for _ in out:
-                        self._slots.release()
+                    self._slots.give(len(out))
                     out = []
                     continue
                 try:
