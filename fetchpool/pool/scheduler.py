@@ -42,6 +42,10 @@ class _InputFailed:
         self.exc = exc
 
 
+def _hostname(url: object) -> str:
+    return urlsplit(url).hostname or "" if isinstance(url, str) else ""
+
+
 class _Window:
     """The read-ahead: the feeder takes a slot per item read, the caller gives back a burst.
 
@@ -77,7 +81,12 @@ class _Parked:
     ) -> None:
         self.seq, self.target, self.attempt, self.started = seq, target, attempt, started
         self.previous = previous  # the last attempt's record, written if the run stops first
-        self.host = urlsplit(target.url).hostname or "" if isinstance(target.url, str) else ""
+        self.host: str | None = None  # found only when limits need it: a URL split costs more than the rest
+
+    def hostname(self) -> str:
+        if self.host is None:
+            self.host = _hostname(self.target.url)
+        return self.host
 
     def job(self) -> Job:
         return (self.seq, self.target, self.attempt, self.started)
@@ -231,7 +240,7 @@ class Run:
         if self._gate is None:
             self._ready.append(job)
             return
-        key = job.host if self._gate.keyed_by_host else "*"
+        key = job.hostname() if self._gate.keyed_by_host else "*"
         self._parked.setdefault(key, deque()).append(job)
         self._offer(key)
 
@@ -241,7 +250,7 @@ class Run:
         waiting = self._parked.get(key)
         now = time.monotonic()
         while waiting:
-            wait = self._gate.admit(waiting[0].host, now)
+            wait = self._gate.admit(waiting[0].hostname(), now)
             if wait == 0.0:
                 self._ready.append(waiting.popleft())
                 continue
@@ -255,7 +264,7 @@ class Run:
         """A request ended: its host may take the next parked URL."""
         if self._gate is None:
             return
-        host = urlsplit(record.url).hostname or "" if isinstance(record.url, str) else ""
+        host = _hostname(record.url)
         self._gate.finished(host)
         self._offer(host if self._gate.keyed_by_host else "*")
 
