@@ -233,12 +233,12 @@ def test_certificates_are_loaded_once_not_per_connection(
 ) -> None:
     """Every connection to the fault server is new; the TLS context (and its CA bundle,
     some 50 ms of CPU to load) must still be made once, and verification still apply."""
-    from fetchpool import client as client_module
+    from fetchpool import adapter as adapter_module
 
     made: list[object] = []
-    real = client_module._new_context
-    monkeypatch.setattr(client_module, "_CONTEXTS", {})
-    monkeypatch.setattr(client_module, "_new_context", lambda v: made.append(v) or real(v))
+    real = adapter_module._new_context
+    monkeypatch.setattr(adapter_module, "_CONTEXTS", {})
+    monkeypatch.setattr(adapter_module, "_new_context", lambda v: made.append(v) or real(v))
     setting = str(ca_file) if verify == "ca_bundle" else False
     if setting:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", setting)
