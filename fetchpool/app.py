@@ -148,6 +148,10 @@ def drive(
 
     setup_process(options)
     _check_streams(env, files, demo, plan)
+    if options.engine == "ray":  # Ray writes to fd 1: the records keep a stdout of their own
+        from .pool.rayengine import records_stdout
+
+        env = replace(env, stdout=records_stdout(env.stdout))
     stopper = Stopper()
     stopper.install()
     stats = Stats()

@@ -7,17 +7,43 @@ initializer runs in the actor's `__init__`, which the Pool waits for (`ping`), s
 return (here it starts serving on a thread); it cannot set module globals (#37705), which
 nothing here needs; and the Pool never calls `ray.shutdown()`, so a Ray this run started
 is shut down here. Ray does not restart a dead actor: the run goes on with the others.
+
+What `ray.init` does to the process that this module undoes or prevents (Ray 2.x source):
+- it prints to stdout: `listen_error_messages` in `_private/worker.py` writes "(raylet) A
+  worker died..." to `sys.stdout`, and the processes it starts inherit fd 1. So fd 1 is
+  given to stderr for the whole run and the records get a copy of stdout of their own;
+- it takes SIGTERM: `ray.init` sets a handler that exits 15, and the core worker installs
+  absl's failure handler, which dumps a stack first. The run's handlers are put back;
+- it turns 127.0.0.1 into the machine's address (`services.resolve_ip_for_localhost`,
+  unless `ray_constants.ENABLE_RAY_CLUSTER` is off), so its servers would listen on every
+  interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
+- it retries an unreachable address for minutes (20 tries of a 30 s wait in
+  `Node._init_gcs_client`); a join here gives up after a few seconds.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from ..options import Options, OptionsError
 
 EXTRA = "pip install 'fetchpool[ray]'"
+CONNECT_TIMEOUT_S = 3  # each of Ray's connect steps when joining; about 3x this in all
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class RayUnavailable(RuntimeError):
+    """The Ray cluster named by `--ray-address` could not be joined: the run cannot start."""
 
 
 def check_ray() -> None:
@@ -26,31 +52,119 @@ def check_ray() -> None:
         raise OptionsError(f"--engine ray needs Ray, which is not installed: {EXTRA}")
 
 
+def check_address(address: str | None) -> None:
+    """`auto`, or HOST:PORT with a port of 1 to 65535; else a usage error."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in address:
+        raise OptionsError(f"must be auto or HOST:PORT, got {address!r}", "ray_address")
+
+
+def records_stdout(stream: TextIO) -> TextIO:
+    """A stream on a copy of stdout for the records; fd 1 then goes to stderr, for Ray.
+
+    Whatever Ray or its processes write to stdout (Python's `sys.stdout` or fd 1) lands
+    on stderr, so stdout carries only records. A stream that is not the process's fd 1
+    (a test's buffer, `-o FILE`) is returned as it is.
+    """
+    try:
+        if stream.fileno() != 1:
+            return stream
+        stream.flush()
+        records = os.dup(1)
+    except (AttributeError, OSError, ValueError):
+        return stream
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr: Ray's output goes nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    return open(records, "w", encoding=stream.encoding, errors=stream.errors, closefd=True)
+
+
 class RayPools:
     """A Pool-API factory over Ray: joins `address`, or starts a local Ray for the run."""
 
     def __init__(self, address: str | None) -> None:
         self.address = address
         self.started = False
+        self.temp_dir: str | None = None
 
     def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
-        import ray
+        if self.address is None:
+            _local_token()
+        else:
+            _found_token()
+        with _settings(self._settings()), _run_keeps_signals():
+            import ray
+
+            if not ray.is_initialized():
+                self._init(ray, processes)
         from ray.util.multiprocessing import Pool
 
-        if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
+        return _Stopping(Pool(processes, initializer=initializer, initargs=initargs), self)
+
+    def _settings(self) -> dict[str, str]:
+        """Environment for `ray.init` only: loopback when local, short waits when joining."""
+        local = self.address is None or _host(self.address) in LOOPBACK
+        settings = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if local else {}
+        if self.address is not None:
+            wait = str(CONNECT_TIMEOUT_S)
+            settings.update(RAY_gcs_rpc_server_connect_timeout_s=wait, RAY_py_gcs_connect_timeout_s=wait)
+            settings["RAY_gcs_server_port_wait_time_s"] = "1"  # one try of the connect, not 20
+        return settings
+
+    def _init(self, ray: Any, processes: int) -> None:
+        from ray._private import ray_constants
+
+        kept = ray_constants.ENABLE_RAY_CLUSTER
+        ray_constants.ENABLE_RAY_CLUSTER = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
+        try:
+            if self.address is None:
+                self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-")
+                # "local", not None: a RAY_ADDRESS in the environment must not turn this run into a join
                 ray.init(
+                    address="local",
                     num_cpus=processes,
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
+                    _temp_dir=self.temp_dir,
                     log_to_driver=False,
                     configure_logging=False,
                 )
                 self.started = True
-        return _Stopping(Pool(processes, initializer=initializer, initargs=initargs), self)
+            else:
+                self._join(ray)
+        except BaseException:
+            self.shutdown()
+            raise
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = kept
+
+    def _join(self, ray: Any) -> None:
+        """Join `address`; what Ray says while failing is replaced by one line naming it."""
+        with _stderr_captured() as said:
+            try:
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                self.started = True  # to disconnect at the end: the cluster stays up
+            except Exception as exc:  # noqa: BLE001 - every way of failing is "cannot join"
+                said.clear()
+                raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from None
+
+    def shutdown(self) -> None:
+        """Shut down the local Ray this run started (or leave the cluster it joined), and
+        remove the run's temporary files."""
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
 
 
 class _Stopping:
@@ -60,12 +174,114 @@ class _Stopping:
         self.pool, self.owner = pool, owner
 
     def terminate(self) -> None:
-        import ray
-
         self.pool.terminate()
-        if self.owner.started:
-            ray.shutdown()
-            self.owner.started = False
+        self.owner.shutdown()
+
+
+def _host(address: str) -> str:
+    return address.rpartition(":")[0]
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of Ray's message, without the address it repeats."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _local_token() -> None:
+    """A local Ray of the run's own: token authentication with a token only this process
+    and its children know (Ray would otherwise write one to ~/.ray/auth_token)."""
+    if "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+
+
+def _found_token() -> None:
+    """Joining: send the token where Ray keeps one (`ray.init` does so only for `auto`).
+
+    Ray's token loader reads RAY_AUTH_TOKEN, then the file RAY_AUTH_TOKEN_PATH, then
+    ~/.ray/auth_token; `ray start --head` enables auth when it finds one the same way.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    try:
+        has_file = os.path.getsize(path) > 0
+    except OSError:
+        has_file = False
+    if os.environ.get("RAY_AUTH_TOKEN") or has_file:
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+@contextmanager
+def _settings(settings: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, as they were after it."""
+    kept = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _run_keeps_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stay the run's: Ray's handlers are undone after `ray.init`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    utils = _ray_utils()
+    setter = getattr(utils, "set_sigterm_handler", None)
+    if setter is not None:
+        utils.set_sigterm_handler = lambda handler: None  # ray.init's "exit 15" handler
+    try:
+        yield
+    finally:
+        if setter is not None:
+            utils.set_sigterm_handler = setter
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)  # over the core worker's sigaction (absl's)
+
+
+def _ray_utils() -> Any:
+    import ray._private.utils
+
+    return ray._private.utils
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[list[bytes]]:
+    """fd 2 into a temporary file for the block; written out after it unless cleared.
+
+    Ray's core logs a line per failed connect attempt straight to fd 2.
+    """
+    said: list[bytes] = [b""]
+    sys.stderr.flush()
+    kept = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(kept, 2)
+            os.close(kept)
+            if said:
+                capture.seek(0)
+                _write_all(2, capture.read())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass
 
 
 def ray_engine(options: Options) -> Any:
