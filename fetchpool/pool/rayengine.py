@@ -96,16 +96,25 @@ class RayPools:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
         if self.address is None:
             _local_token()
-        else:
-            _found_token()
         with _settings(self._settings()), _run_keeps_signals():
             import ray
 
             if not ray.is_initialized():
+                _reread_settings()
                 self._init(ray, processes)
-        from ray.util.multiprocessing import Pool
+        return _Stopping(self._pool(ray, processes, initializer, initargs), self)
 
-        return _Stopping(Pool(processes, initializer=initializer, initargs=initargs), self)
+    def _pool(self, ray: Any, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+        """The Pool, its actors on this machine's node: they connect back to 127.0.0.1."""
+        from ray.util.multiprocessing import Pool
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        try:
+            return Pool(processes, initializer, initargs, ray_remote_args={"scheduling_strategy": here})
+        except ValueError as exc:  # more processes than the cluster has CPUs
+            self.shutdown()
+            raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from None
 
     def _settings(self) -> dict[str, str]:
         """Environment for `ray.init` only: loopback when local, short waits when joining."""
@@ -145,13 +154,28 @@ class RayPools:
             ray_constants.ENABLE_RAY_CLUSTER = kept
 
     def _join(self, ray: Any) -> None:
-        """Join `address`; what Ray says while failing is replaced by one line naming it."""
+        """Join `address`; what Ray says while failing is replaced by one line naming it.
+
+        A cluster started with token authentication refuses a driver without
+        RAY_AUTH_MODE=token, and one without it loses the actors of a driver with it: so
+        the first try goes as the environment says, and a refused one once more with the
+        token Ray's loader finds (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).
+        """
+        init = dict(address=self.address, log_to_driver=False, configure_logging=False)
         with _stderr_captured() as said:
             try:
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                try:
+                    ray.init(**init)
+                except Exception as exc:
+                    if "RAY_AUTH_MODE" in os.environ or not _refused(exc):
+                        raise
+                    said.forget()
+                    os.environ["RAY_AUTH_MODE"] = "token"
+                    _reread_settings()
+                    ray.init(**init)
                 self.started = True  # to disconnect at the end: the cluster stays up
             except Exception as exc:  # noqa: BLE001 - every way of failing is "cannot join"
-                said.clear()
+                said.wanted = False
                 raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from None
 
     def shutdown(self) -> None:
@@ -182,10 +206,30 @@ def _host(address: str) -> str:
     return address.rpartition(":")[0]
 
 
+def _chain(exc: BaseException) -> str:
+    """The text of `exc` and of what caused it (Ray wraps the auth error in two others)."""
+    texts: list[str] = []
+    while exc is not None and len(texts) < 10:
+        texts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return "\n".join(texts)
+
+
+def _refused(exc: BaseException) -> bool:
+    return any(word in _chain(exc) for word in ("InvalidAuthToken", "AuthenticationError", "Unauthenticated"))
+
+
 def _reason(exc: BaseException) -> str:
-    """The first line of Ray's message, without the address it repeats."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    """What went wrong, in a few words."""
+    if _refused(exc):
+        return (
+            "its token authentication refused this run: give it the cluster's token "
+            "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+        )
+    text = str(exc).strip()
+    if isinstance(exc, ConnectionError) and text.startswith("Failed to connect"):
+        return f"no Ray cluster answered there within {3 * CONNECT_TIMEOUT_S} s"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _local_token() -> None:
@@ -196,21 +240,16 @@ def _local_token() -> None:
         os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
-def _found_token() -> None:
-    """Joining: send the token where Ray keeps one (`ray.init` does so only for `auto`).
+def _reread_settings() -> None:
+    """Make Ray's core read the environment set here again (Ray does so in
+    `_enable_token_auth`): an earlier `import ray` read it already."""
+    import ray._raylet
 
-    Ray's token loader reads RAY_AUTH_TOKEN, then the file RAY_AUTH_TOKEN_PATH, then
-    ~/.ray/auth_token; `ray start --head` enables auth when it finds one the same way.
-    """
-    if "RAY_AUTH_MODE" in os.environ:
+    core: Any = ray._raylet
+    if not hasattr(core, "AuthenticationTokenLoader"):  # a Ray without token authentication
         return
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
-    try:
-        has_file = os.path.getsize(path) > 0
-    except OSError:
-        has_file = False
-    if os.environ.get("RAY_AUTH_TOKEN") or has_file:
-        os.environ["RAY_AUTH_MODE"] = "token"
+    core.Config.initialize("")
+    core.AuthenticationTokenLoader.instance().reset_cache()
 
 
 @contextmanager
@@ -255,23 +294,35 @@ def _ray_utils() -> Any:
     return ray._private.utils
 
 
+class _Said:
+    """What went to fd 2 while it was captured; written out at the end if still wanted."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.wanted = file, True
+
+    def forget(self) -> None:
+        """Drop what was said so far (fd 2 shares the file's offset, so it starts over)."""
+        self.file.truncate(0)
+        self.file.seek(0)
+
+
 @contextmanager
-def _stderr_captured() -> Iterator[list[bytes]]:
-    """fd 2 into a temporary file for the block; written out after it unless cleared.
+def _stderr_captured() -> Iterator[_Said]:
+    """fd 2 into a temporary file for the block; written out after it unless unwanted.
 
     Ray's core logs a line per failed connect attempt straight to fd 2.
     """
-    said: list[bytes] = [b""]
     sys.stderr.flush()
     kept = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
+        said = _Said(capture)
         try:
             yield said
         finally:
             os.dup2(kept, 2)
             os.close(kept)
-            if said:
+            if said.wanted:
                 capture.seek(0)
                 _write_all(2, capture.read())
 
