@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -156,13 +157,17 @@ def test_a_killed_actor_gives_internal_records_and_ray_stays_off_stdout(holding,
     """kill -9 of a worker actor holding URLs: one record per line, the held ones
     `internal` naming its process; Ray's "(raylet) A worker died" never reaches stdout;
     every socket the run's Ray listens on is on 127.0.0.1; nothing is left afterwards."""
-    proc = _spawn("-c", "4", "-t", "120", "--retries", "0", str(_held_input(holding, tmp_path)))
+    home, temp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="fp-", dir="/tmp"))  # short: Ray's socket paths
+    home.mkdir()
+    urls = str(_held_input(holding, tmp_path))
+    proc = _spawn("-c", "4", "-t", "120", "--retries", "0", urls, HOME=str(home), RAY_TMPDIR=str(temp))
     assert proc.stdout is not None
     try:
         first = json.loads(proc.stdout.readline())
         assert first["url"] == holding.url("/ok") and first["ok"]
         _wait(lambda: holding.held == 4, 60, "4 held URLs")
         run = _session(proc.pid)
+        assert any(f"--temp-dir={temp}/fetchpool-ray-" in command for command in run.values()), run
         sockets = _listening(set(run))
         assert sockets and all(address.startswith("127.0.0.1:") for _, address in sockets), sockets
         commands = " ".join(run.values())
@@ -186,6 +191,9 @@ def test_a_killed_actor_gives_internal_records_and_ray_stays_off_stdout(holding,
     assert all(r["ok"] for r in records if r["error"] is None)
     assert b"Traceback" not in err, err.decode()
     _assert_session_empties(proc.pid)
+    assert not (home / ".ray").exists()  # the run's token was its own: nothing written to ~/.ray
+    assert list(temp.iterdir()) == []  # the run's Ray folder is gone with it
+    temp.rmdir()
 
 
 def _stopped(proc: subprocess.Popen[bytes], holding: HoldServer, sig: int, to_group: bool) -> tuple[bytes, bytes]:

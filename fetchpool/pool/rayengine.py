@@ -43,7 +43,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class RayUnavailable(RuntimeError):
-    """The Ray cluster named by `--ray-address` could not be joined: the run cannot start."""
+    """No Ray to run on: the cluster of `--ray-address` cannot be joined, or a local Ray
+    cannot start. The run cannot begin."""
 
 
 def check_ray() -> None:
@@ -133,7 +134,7 @@ class RayPools:
         ray_constants.ENABLE_RAY_CLUSTER = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
         try:
             if self.address is None:
-                self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-")
+                self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-", dir=_temp_root())
                 # "local", not None: a RAY_ADDRESS in the environment must not turn this run into a join
                 ray.init(
                     address="local",
@@ -147,6 +148,11 @@ class RayPools:
                 self.started = True
             else:
                 self._join(ray)
+        except Exception as exc:
+            self.shutdown()
+            if isinstance(exc, RayUnavailable):
+                raise
+            raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from None
         except BaseException:
             self.shutdown()
             raise
@@ -200,6 +206,15 @@ class _Stopping:
     def terminate(self) -> None:
         self.pool.terminate()
         self.owner.shutdown()
+
+
+def _temp_root() -> str:
+    """Where Ray itself would put its folder: its socket paths must stay short (107 bytes)."""
+    if "RAY_TMPDIR" in os.environ:
+        return os.environ["RAY_TMPDIR"]
+    if sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        return os.environ["TMPDIR"]
+    return "/tmp" if sys.platform.startswith(("linux", "darwin")) else tempfile.gettempdir()
 
 
 def _host(address: str) -> str:
