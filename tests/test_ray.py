@@ -69,10 +69,15 @@ def _held_input(srv: HoldServer, tmp_path: Path, held: int = 4) -> Path:
     return path
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """The CLI's environment with no RAY_ setting of this process's (a token, an address)."""
+    return {k: v for k, v in cli_env(**extra).items() if not k.startswith("RAY_") or k in extra}
+
+
 def _spawn(*args: str, **env: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "fetchpool", "--engine", "ray", "--processes", "2", *args]
     return subprocess.Popen(  # unbuffered: a line read before communicate() must not take more with it
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(**env), start_new_session=True, bufsize=0
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(**env), start_new_session=True, bufsize=0
     )
 
 
@@ -260,7 +265,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("head")
     home = root / "home"
     home.mkdir()
-    env = cli_env(HOME=str(home), RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")  # stopping need not wait 30 s
+    env = _env(HOME=str(home), RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")  # stopping need not wait 30 s
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
     port = _free_port()
     settings, command = _readme_head(port)
@@ -367,3 +372,16 @@ def test_without_ray_the_engine_is_a_one_line_usage_error(tmp_path) -> None:
     assert err.decode().splitlines() == [
         "fetchpool: --engine ray needs Ray, which is not installed: pip install 'fetchpool[ray]'"
     ]
+
+
+def test_the_environment_set_for_a_run_is_put_back() -> None:
+    """A library caller's process keeps its environment: no run's token outlives the run."""
+    from fetchpool.pool.rayengine import RayPools
+
+    pools = RayPools(None)
+    before = dict(os.environ)
+    pools._set("RAY_AUTH_MODE", "token")
+    pools._set("RAY_AUTH_TOKEN", "x" * 64)
+    assert os.environ["RAY_AUTH_TOKEN"] == "x" * 64
+    pools.shutdown()
+    assert dict(os.environ) == before

@@ -18,7 +18,9 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
   unless `ray_constants.ENABLE_RAY_CLUSTER` is off), so its servers would listen on every
   interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
 - it retries an unreachable address for minutes (20 tries of a 30 s wait in
-  `Node._init_gcs_client`); a join here gives up after a few seconds.
+  `Node._init_gcs_client`); a join here gives up after a few seconds;
+- it places actors on any node, but the workers connect back to 127.0.0.1, so the Pool's
+  actors are pinned to this machine's node (a driver always runs on a node).
 """
 
 from __future__ import annotations
@@ -92,11 +94,16 @@ class RayPools:
         self.address = address
         self.started = False
         self.temp_dir: str | None = None
+        self._kept: dict[str, str | None] = {}  # the environment as it was before the run
 
     def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
-        if self.address is None:
-            _local_token()
+        if "RAY_USAGE_STATS_ENABLED" not in os.environ:
+            self._set("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
+        if self.address is None and "RAY_AUTH_MODE" not in os.environ:
+            # token authentication with a token only this process and its children know
+            # (Ray would otherwise write one to ~/.ray/auth_token)
+            self._set("RAY_AUTH_MODE", "token")
+            self._set("RAY_AUTH_TOKEN", secrets.token_hex(32))
         with _settings(self._settings()), _run_keeps_signals():
             import ray
 
@@ -148,13 +155,10 @@ class RayPools:
                 self.started = True
             else:
                 self._join(ray)
-        except Exception as exc:
+        except BaseException as exc:
             self.shutdown()
-            if isinstance(exc, RayUnavailable):
-                raise
-            raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from None
-        except BaseException:
-            self.shutdown()
+            if isinstance(exc, Exception) and not isinstance(exc, RayUnavailable):
+                raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from None
             raise
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = kept
@@ -176,7 +180,7 @@ class RayPools:
                     if "RAY_AUTH_MODE" in os.environ or not _refused(exc):
                         raise
                     said.forget()
-                    os.environ["RAY_AUTH_MODE"] = "token"
+                    self._set("RAY_AUTH_MODE", "token")
                     _reread_settings()
                     ray.init(**init)
                 self.started = True  # to disconnect at the end: the cluster stays up
@@ -195,6 +199,17 @@ class RayPools:
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None
+        for name, value in self._kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._kept = {}
+
+    def _set(self, name: str, value: str) -> None:
+        """Set an environment variable for the run (Ray's children read it), as it was after."""
+        self._kept.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
 
 
 class _Stopping:
@@ -245,14 +260,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectionError) and text.startswith("Failed to connect"):
         return f"no Ray cluster answered there within {3 * CONNECT_TIMEOUT_S} s"
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
-def _local_token() -> None:
-    """A local Ray of the run's own: token authentication with a token only this process
-    and its children know (Ray would otherwise write one to ~/.ray/auth_token)."""
-    if "RAY_AUTH_MODE" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 def _reread_settings() -> None:
