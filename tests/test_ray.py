@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -262,7 +263,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     HOME is the test's, so `ray get-auth-token --generate` writes the token there and not
     into the user's ~/.ray.
     """
-    root = tmp_path_factory.mktemp("head")
+    root = Path(tempfile.mkdtemp(prefix="fph-", dir="/tmp"))  # short: Ray's socket paths are at most 107 bytes
     home = root / "home"
     home.mkdir()
     env = _env(HOME=str(home), RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")  # stopping need not wait 30 s
@@ -294,6 +295,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 except OSError:
                     pass
     _assert_session_empties(proc.pid)
+    shutil.rmtree(root)
 
 
 @pytest.mark.slow
@@ -314,6 +316,15 @@ def test_a_run_on_a_cluster_with_token_auth_sends_its_token(head, server) -> Non
     sockets = _listening(set(_session(head["session"])))
     assert sockets and all(address.startswith("127.0.0.1:") for _, address in sockets), sockets
     _assert_session_empties(proc.pid)
+
+
+@pytest.mark.slow
+def test_auto_joins_the_cluster_ray_start_left_here(head, server) -> None:
+    """`auto` is the cluster in RAY_TMPDIR/ray/ray_current_cluster, written by `ray start`."""
+    proc = _spawn("--ray-address", "auto", server.url("/ok"), HOME=str(head["home"]), RAY_TMPDIR=str(head["root"]))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert [r["status"] for r in _records(out)] == [200]
 
 
 @pytest.mark.slow

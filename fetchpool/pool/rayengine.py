@@ -126,32 +126,30 @@ class RayPools:
 
     def _settings(self) -> dict[str, str]:
         """Environment for `ray.init` only: loopback when local, short waits when joining."""
-        local = self.address is None or _host(self.address) in LOOPBACK
-        settings = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if local else {}
-        if self.address is not None:
-            wait = str(CONNECT_TIMEOUT_S)
-            settings.update(RAY_gcs_rpc_server_connect_timeout_s=wait, RAY_py_gcs_connect_timeout_s=wait)
-            settings["RAY_gcs_server_port_wait_time_s"] = "1"  # one try of the connect, not 20
-        return settings
+        if self.address is None:  # the processes it starts read it too
+            return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        wait = str(CONNECT_TIMEOUT_S)
+        return {
+            "RAY_gcs_rpc_server_connect_timeout_s": wait,
+            "RAY_py_gcs_connect_timeout_s": wait,
+            "RAY_gcs_server_port_wait_time_s": "1",  # one try of the connect, not 20
+        }
 
     def _init(self, ray: Any, processes: int) -> None:
-        from ray._private import ray_constants
-
-        kept = ray_constants.ENABLE_RAY_CLUSTER
-        ray_constants.ENABLE_RAY_CLUSTER = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0"
         try:
             if self.address is None:
                 self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-", dir=_temp_root())
-                # "local", not None: a RAY_ADDRESS in the environment must not turn this run into a join
-                ray.init(
-                    address="local",
-                    num_cpus=processes,
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    _temp_dir=self.temp_dir,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
+                with _loopback(True):
+                    # "local", not None: a RAY_ADDRESS in the environment must not make this a join
+                    ray.init(
+                        address="local",
+                        num_cpus=processes,
+                        include_dashboard=False,
+                        _node_ip_address="127.0.0.1",
+                        _temp_dir=self.temp_dir,
+                        log_to_driver=False,
+                        configure_logging=False,
+                    )
                 self.started = True
             else:
                 self._join(ray)
@@ -160,8 +158,6 @@ class RayPools:
             if isinstance(exc, Exception) and not isinstance(exc, RayUnavailable):
                 raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from None
             raise
-        finally:
-            ray_constants.ENABLE_RAY_CLUSTER = kept
 
     def _join(self, ray: Any) -> None:
         """Join `address`; what Ray says while failing is replaced by one line naming it.
@@ -171,18 +167,20 @@ class RayPools:
         the first try goes as the environment says, and a refused one once more with the
         token Ray's loader finds (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).
         """
-        init = dict(address=self.address, log_to_driver=False, configure_logging=False)
         with _stderr_captured() as said:
             try:
-                try:
-                    ray.init(**init)
-                except Exception as exc:
-                    if "RAY_AUTH_MODE" in os.environ or not _refused(exc):
-                        raise
-                    said.forget()
-                    self._set("RAY_AUTH_MODE", "token")
-                    _reread_settings()
-                    ray.init(**init)
+                target = _target(self.address)
+                init = dict(address=target, log_to_driver=False, configure_logging=False)
+                with _loopback(_host(target) in LOOPBACK):
+                    try:
+                        ray.init(**init)
+                    except Exception as exc:
+                        if "RAY_AUTH_MODE" in os.environ or not _refused(exc):
+                            raise
+                        said.forget()
+                        self._set("RAY_AUTH_MODE", "token")
+                        _reread_settings()
+                        ray.init(**init)
                 self.started = True  # to disconnect at the end: the cluster stays up
             except Exception as exc:  # noqa: BLE001 - every way of failing is "cannot join"
                 said.wanted = False
@@ -230,6 +228,31 @@ def _temp_root() -> str:
     if sys.platform.startswith("linux") and "TMPDIR" in os.environ:
         return os.environ["TMPDIR"]
     return "/tmp" if sys.platform.startswith(("linux", "darwin")) else tempfile.gettempdir()
+
+
+def _target(address: str | None) -> str:
+    """The HOST:PORT to join; for `auto`, the one Ray finds (RAY_ADDRESS, else the cluster
+    `ray start` last started here, else any Ray running here)."""
+    if address != "auto":
+        return str(address)
+    from ray._private.services import get_ray_address_from_environment
+
+    return str(get_ray_address_from_environment("auto", None))
+
+
+@contextmanager
+def _loopback(on: bool) -> Iterator[None]:
+    """With `on`, Ray keeps 127.0.0.1 as this node's address instead of the machine's."""
+    from ray._private import ray_constants
+
+    kept = ray_constants.ENABLE_RAY_CLUSTER
+    said = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # read once, when Ray was imported
+    usual = said.lower() in ("1", "true") if said is not None else not ray_constants.IS_WINDOWS_OR_OSX
+    ray_constants.ENABLE_RAY_CLUSTER = False if on else usual
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = kept
 
 
 def _host(address: str) -> str:
