@@ -36,7 +36,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURES = 1
     USAGE = 2
-    UNAVAILABLE = 69  # sysexits' EX_UNAVAILABLE: the Ray cluster of --ray-address could not be joined
+    UNAVAILABLE = 69  # sysexits' EX_UNAVAILABLE: no Ray to run on (--ray-address unreachable, no local Ray)
     IO_ERROR = 74  # sysexits' EX_IOERR: an input or output failed with an OS error
     STATE_BUSY = 75  # sysexits' EX_TEMPFAIL: another run held --state longer than --state-wait
     INTERRUPTED = 130

@@ -128,7 +128,7 @@ def _drive(
 
     try:
         return drive(env, files or ("-",), demo, options, plan, monitor)
-    except RayUnavailable as exc:  # --ray-address names no cluster this run can join
+    except RayUnavailable as exc:  # no Ray to run on: nothing was fetched
         if show_traceback:
             raise
         _echo_error(f"fetchpool: {exc}")

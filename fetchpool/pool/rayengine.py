@@ -19,6 +19,10 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
   interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
 - it retries an unreachable address for minutes (20 tries of a 30 s wait in
   `Node._init_gcs_client`); a join here gives up after a few seconds;
+- for a local cluster it writes a token to ~/.ray/auth_token, and a driver joining an
+  address sends none (`_private/authentication/authentication_token_setup.py`): a local
+  run uses a token of its own, in its environment only, and a join refused for want of
+  a token tries once more with the one Ray's loader finds;
 - it places actors on any node, but the workers connect back to 127.0.0.1, so the Pool's
   actors are pinned to this machine's node (a driver always runs on a node).
 """
@@ -122,7 +126,7 @@ class RayPools:
             return Pool(processes, initializer, initargs, ray_remote_args={"scheduling_strategy": here})
         except ValueError as exc:  # more processes than the cluster has CPUs
             self.shutdown()
-            raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from None
+            raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from exc
 
     def _settings(self) -> dict[str, str]:
         """Environment for `ray.init` only: loopback when local, short waits when joining."""
@@ -156,7 +160,7 @@ class RayPools:
         except BaseException as exc:
             self.shutdown()
             if isinstance(exc, Exception) and not isinstance(exc, RayUnavailable):
-                raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from None
+                raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from exc  # the cause for --traceback
             raise
 
     def _join(self, ray: Any) -> None:
@@ -184,7 +188,7 @@ class RayPools:
                 self.started = True  # to disconnect at the end: the cluster stays up
             except Exception as exc:  # noqa: BLE001 - every way of failing is "cannot join"
                 said.wanted = False
-                raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from None
+                raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from exc
 
     def shutdown(self) -> None:
         """Shut down the local Ray this run started (or leave the cluster it joined), and
