@@ -358,11 +358,11 @@ def test_an_address_with_no_ray_is_one_line_within_seconds(server, tmp_path) -> 
     retry for minutes (20 tries of a 30 s wait); the run gives up in seconds."""
     ports = [_free_port(), server.server_address[1]]
     procs = [_spawn("--ray-address", f"127.0.0.1:{port}", server.url("/ok"), HOME=str(tmp_path)) for port in ports]
-    for port, proc in zip(ports, procs, strict=True):  # side by side: each waits the same 9 s
+    for port, proc in zip(ports, procs, strict=True):  # side by side: each waits the same 6 s
         out, err = proc.communicate(timeout=90)
         assert proc.returncode == 69 and out == b""
         assert err.decode().splitlines() == [
-            f"fetchpool: cannot join the Ray cluster at 127.0.0.1:{port}: no Ray cluster answered there within 9 s"
+            f"fetchpool: cannot join the Ray cluster at 127.0.0.1:{port}: no Ray cluster answered there within 6 s"
         ]
         _assert_session_empties(proc.pid)
 

@@ -44,7 +44,7 @@ from typing import Any, TextIO
 from ..options import Options, OptionsError
 
 EXTRA = "pip install 'fetchpool[ray]'"
-CONNECT_TIMEOUT_S = 3  # each of Ray's connect steps when joining; about 3x this in all
+CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this in all
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
