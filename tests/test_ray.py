@@ -328,6 +328,25 @@ def test_auto_joins_the_cluster_ray_start_left_here(head, server) -> None:
 
 
 @pytest.mark.slow
+def test_head_one_exits_141_quietly_on_a_cluster(head, server, tmp_path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
+    address = f"127.0.0.1:{head['port']}"
+    cmd = f"{sys.executable} -m fetchpool --engine ray --processes 2 --ray-address {address} {path} | head -1"
+    proc = subprocess.Popen(
+        ["bash", "-c", cmd + "; exit ${PIPESTATUS[0]}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(HOME=str(head["home"])),
+        start_new_session=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == b"", err.decode()
+    assert len(_records(out)) == 1
+    _assert_session_empties(proc.pid)
+
+
+@pytest.mark.slow
 def test_ctrl_c_on_a_cluster_stops_the_run_and_its_actors(head, holding, tmp_path) -> None:
     """130, and the run's actors gone from the cluster, which stays up."""
     address = f"127.0.0.1:{head['port']}"
