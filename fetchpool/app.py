@@ -36,6 +36,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURES = 1
     USAGE = 2
+    UNAVAILABLE = 69  # sysexits' EX_UNAVAILABLE: no Ray to run on (--ray-address unreachable, no local Ray)
     IO_ERROR = 74  # sysexits' EX_IOERR: an input or output failed with an OS error
     STATE_BUSY = 75  # sysexits' EX_TEMPFAIL: another run held --state longer than --state-wait
     INTERRUPTED = 130
@@ -148,6 +149,10 @@ def drive(
 
     setup_process(options)
     _check_streams(env, files, demo, plan)
+    if options.engine == "ray":  # Ray writes to fd 1: the records keep a stdout of their own
+        from .pool.rayengine import records_stdout
+
+        env = replace(env, stdout=records_stdout(env.stdout))
     stopper = Stopper()
     stopper.install()
     stats = Stats()

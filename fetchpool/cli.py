@@ -123,10 +123,16 @@ def _drive(
 ) -> int:
     """Run, turning what escapes into the exit status and one line on stderr."""
     from .app import drive, silence_stdout
+    from .pool.rayengine import RayUnavailable
     from .streams import STDOUT, StreamError
 
     try:
         return drive(env, files or ("-",), demo, options, plan, monitor)
+    except RayUnavailable as exc:  # no Ray to run on: nothing was fetched
+        if show_traceback:
+            raise
+        _echo_error(f"fetchpool: {exc}")
+        return ExitCode.UNAVAILABLE
     except StreamError as exc:
         if show_traceback:
             raise
@@ -155,12 +161,14 @@ def _check_engine(options: Options) -> None:
     if given["ray_address"] and options.engine != "ray":
         raise click.UsageError("--ray-address is for --engine ray")
     if options.engine == "ray":
-        from .pool.rayengine import check_ray
+        from .pool.rayengine import check_address, check_ray
 
-        try:
+        try:  # one line each, naming what to do: the usage block would bury it
             check_ray()
+            check_address(options.ray_address)
         except OptionsError as exc:
-            raise click.UsageError(str(exc)) from None
+            _echo_error(f"fetchpool: {'--ray-address ' if exc.field else ''}{exc.reason}")
+            ctx.exit(ExitCode.USAGE)
 
 
 def _number_urls(files: tuple[str | UrlArgument, ...]) -> tuple[str | UrlArgument, ...]:

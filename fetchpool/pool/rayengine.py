@@ -7,17 +7,50 @@ initializer runs in the actor's `__init__`, which the Pool waits for (`ping`), s
 return (here it starts serving on a thread); it cannot set module globals (#37705), which
 nothing here needs; and the Pool never calls `ray.shutdown()`, so a Ray this run started
 is shut down here. Ray does not restart a dead actor: the run goes on with the others.
+
+What `ray.init` does to the process that this module undoes or prevents (Ray 2.x source):
+- it prints to stdout: `listen_error_messages` in `_private/worker.py` writes "(raylet) A
+  worker died..." to `sys.stdout`, and the processes it starts inherit fd 1. So fd 1 is
+  given to stderr for the whole run and the records get a copy of stdout of their own;
+- it takes SIGTERM: `ray.init` sets a handler that exits 15, and the core worker installs
+  absl's failure handler, which dumps a stack first. The run's handlers are put back;
+- it turns 127.0.0.1 into the machine's address (`services.resolve_ip_for_localhost`,
+  unless `ray_constants.ENABLE_RAY_CLUSTER` is off), so its servers would listen on every
+  interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
+- it retries an unreachable address for minutes (20 tries of a 30 s wait in
+  `Node._init_gcs_client`); a join here gives up after a few seconds;
+- for a local cluster it writes a token to ~/.ray/auth_token, and a driver joining an
+  address sends none (`_private/authentication/authentication_token_setup.py`): a local
+  run uses a token of its own, in its environment only, and a join refused for want of
+  a token tries once more with the one Ray's loader finds;
+- it places actors on any node, but the workers connect back to 127.0.0.1, so the Pool's
+  actors are pinned to this machine's node (a driver always runs on a node).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from ..options import Options, OptionsError
 
 EXTRA = "pip install 'fetchpool[ray]'"
+CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this in all
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class RayUnavailable(RuntimeError):
+    """No Ray to run on: the cluster of `--ray-address` cannot be joined, or a local Ray
+    cannot start. The run cannot begin."""
 
 
 def check_ray() -> None:
@@ -26,31 +59,159 @@ def check_ray() -> None:
         raise OptionsError(f"--engine ray needs Ray, which is not installed: {EXTRA}")
 
 
+def check_address(address: str | None) -> None:
+    """`auto`, or HOST:PORT with a port of 1 to 65535; else a usage error."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in address:
+        raise OptionsError(f"must be auto or HOST:PORT, got {address!r}", "ray_address")
+
+
+def records_stdout(stream: TextIO) -> TextIO:
+    """A stream on a copy of stdout for the records; fd 1 then goes to stderr, for Ray.
+
+    Whatever Ray or its processes write to stdout (Python's `sys.stdout` or fd 1) lands
+    on stderr, so stdout carries only records. A stream that is not the process's fd 1
+    (a test's buffer, `-o FILE`) is returned as it is.
+    """
+    try:
+        if stream.fileno() != 1:
+            return stream
+        stream.flush()
+        records = os.dup(1)
+    except (AttributeError, OSError, ValueError):
+        return stream
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr: Ray's output goes nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    return open(records, "w", encoding=stream.encoding, errors=stream.errors, closefd=True)
+
+
 class RayPools:
     """A Pool-API factory over Ray: joins `address`, or starts a local Ray for the run."""
 
     def __init__(self, address: str | None) -> None:
         self.address = address
         self.started = False
+        self.temp_dir: str | None = None
+        self._kept: dict[str, str | None] = {}  # the environment as it was before the run
 
     def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
-        import ray
-        from ray.util.multiprocessing import Pool
+        if "RAY_USAGE_STATS_ENABLED" not in os.environ:
+            self._set("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
+        if self.address is None and "RAY_AUTH_MODE" not in os.environ:
+            # token authentication with a token only this process and its children know
+            # (Ray would otherwise write one to ~/.ray/auth_token)
+            self._set("RAY_AUTH_MODE", "token")
+            self._set("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        with _settings(self._settings()), _run_keeps_signals():
+            import ray
 
-        if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                ray.init(
-                    num_cpus=processes,
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
+            if not ray.is_initialized():
+                _reread_settings()
+                self._init(ray, processes)
+        return _Stopping(self._pool(ray, processes, initializer, initargs), self)
+
+    def _pool(self, ray: Any, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+        """The Pool, its actors on this machine's node: they connect back to 127.0.0.1."""
+        from ray.util.multiprocessing import Pool
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        try:
+            return Pool(processes, initializer, initargs, ray_remote_args={"scheduling_strategy": here})
+        except ValueError as exc:  # more processes than the cluster has CPUs
+            self.shutdown()
+            raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from exc
+
+    def _settings(self) -> dict[str, str]:
+        """Environment for `ray.init` only: loopback when local, short waits when joining."""
+        if self.address is None:  # the processes it starts read it too
+            return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        wait = str(CONNECT_TIMEOUT_S)
+        return {
+            "RAY_gcs_rpc_server_connect_timeout_s": wait,
+            "RAY_py_gcs_connect_timeout_s": wait,
+            "RAY_gcs_server_port_wait_time_s": "1",  # one try of the connect, not 20
+        }
+
+    def _init(self, ray: Any, processes: int) -> None:
+        try:
+            if self.address is None:
+                self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-", dir=_temp_root())
+                with _loopback(True):
+                    # "local", not None: a RAY_ADDRESS in the environment must not make this a join
+                    ray.init(
+                        address="local",
+                        num_cpus=processes,
+                        include_dashboard=False,
+                        _node_ip_address="127.0.0.1",
+                        _temp_dir=self.temp_dir,
+                        log_to_driver=False,
+                        configure_logging=False,
+                    )
                 self.started = True
-        return _Stopping(Pool(processes, initializer=initializer, initargs=initargs), self)
+            else:
+                self._join(ray)
+        except BaseException as exc:
+            self.shutdown()
+            if isinstance(exc, Exception) and not isinstance(exc, RayUnavailable):
+                raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from exc  # the cause for --traceback
+            raise
+
+    def _join(self, ray: Any) -> None:
+        """Join `address`; what Ray says while failing is replaced by one line naming it.
+
+        A cluster started with token authentication refuses a driver without
+        RAY_AUTH_MODE=token, and one without it loses the actors of a driver with it: so
+        the first try goes as the environment says, and a refused one once more with the
+        token Ray's loader finds (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).
+        """
+        with _stderr_captured() as said:
+            try:
+                target = _target(self.address)
+                init = dict(address=target, log_to_driver=False, configure_logging=False)
+                with _loopback(_host(target) in LOOPBACK):
+                    try:
+                        ray.init(**init)
+                    except Exception as exc:
+                        if "RAY_AUTH_MODE" in os.environ or not _refused(exc):
+                            raise
+                        said.forget()
+                        self._set("RAY_AUTH_MODE", "token")
+                        _reread_settings()
+                        ray.init(**init)
+                self.started = True  # to disconnect at the end: the cluster stays up
+            except Exception as exc:  # noqa: BLE001 - every way of failing is "cannot join"
+                said.wanted = False
+                raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from exc
+
+    def shutdown(self) -> None:
+        """Shut down the local Ray this run started (or leave the cluster it joined), and
+        remove the run's temporary files."""
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+        for name, value in self._kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._kept = {}
+
+    def _set(self, name: str, value: str) -> None:
+        """Set an environment variable for the run (Ray's children read it), as it was after."""
+        self._kept.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
 
 
 class _Stopping:
@@ -60,12 +221,167 @@ class _Stopping:
         self.pool, self.owner = pool, owner
 
     def terminate(self) -> None:
-        import ray
-
         self.pool.terminate()
-        if self.owner.started:
-            ray.shutdown()
-            self.owner.started = False
+        self.owner.shutdown()
+
+
+def _temp_root() -> str:
+    """Where Ray itself would put its folder: its socket paths must stay short (107 bytes)."""
+    if "RAY_TMPDIR" in os.environ:
+        return os.environ["RAY_TMPDIR"]
+    if sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        return os.environ["TMPDIR"]
+    return "/tmp" if sys.platform.startswith(("linux", "darwin")) else tempfile.gettempdir()
+
+
+def _target(address: str | None) -> str:
+    """The HOST:PORT to join; for `auto`, the one Ray finds (RAY_ADDRESS, else the cluster
+    `ray start` last started here, else any Ray running here)."""
+    if address != "auto":
+        return str(address)
+    from ray._private.services import get_ray_address_from_environment
+
+    return str(get_ray_address_from_environment("auto", None))
+
+
+@contextmanager
+def _loopback(on: bool) -> Iterator[None]:
+    """With `on`, Ray keeps 127.0.0.1 as this node's address instead of the machine's."""
+    from ray._private import ray_constants
+
+    kept = ray_constants.ENABLE_RAY_CLUSTER
+    said = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # read once, when Ray was imported
+    usual = said.lower() in ("1", "true") if said is not None else not ray_constants.IS_WINDOWS_OR_OSX
+    ray_constants.ENABLE_RAY_CLUSTER = False if on else usual
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = kept
+
+
+def _host(address: str) -> str:
+    return address.rpartition(":")[0]
+
+
+def _chain(exc: BaseException) -> str:
+    """The text of `exc` and of what caused it (Ray wraps the auth error in two others)."""
+    texts: list[str] = []
+    while exc is not None and len(texts) < 10:
+        texts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return "\n".join(texts)
+
+
+def _refused(exc: BaseException) -> bool:
+    return any(word in _chain(exc) for word in ("InvalidAuthToken", "AuthenticationError", "Unauthenticated"))
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words."""
+    if _refused(exc):
+        return (
+            "its token authentication refused this run: give it the cluster's token "
+            "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+        )
+    text = str(exc).strip()
+    if isinstance(exc, ConnectionError) and text.startswith("Failed to connect"):
+        return f"no Ray cluster answered there within {3 * CONNECT_TIMEOUT_S} s"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _reread_settings() -> None:
+    """Make Ray's core read the environment set here again (Ray does so in
+    `_enable_token_auth`): an earlier `import ray` read it already."""
+    import ray._raylet
+
+    core: Any = ray._raylet
+    if not hasattr(core, "AuthenticationTokenLoader"):  # a Ray without token authentication
+        return
+    core.Config.initialize("")
+    core.AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextmanager
+def _settings(settings: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, as they were after it."""
+    kept = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _run_keeps_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stay the run's: Ray's handlers are undone after `ray.init`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    utils = _ray_utils()
+    setter = getattr(utils, "set_sigterm_handler", None)
+    if setter is not None:
+        utils.set_sigterm_handler = lambda handler: None  # ray.init's "exit 15" handler
+    try:
+        yield
+    finally:
+        if setter is not None:
+            utils.set_sigterm_handler = setter
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)  # over the core worker's sigaction (absl's)
+
+
+def _ray_utils() -> Any:
+    import ray._private.utils
+
+    return ray._private.utils
+
+
+class _Said:
+    """What went to fd 2 while it was captured; written out at the end if still wanted."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.wanted = file, True
+
+    def forget(self) -> None:
+        """Drop what was said so far (fd 2 shares the file's offset, so it starts over)."""
+        self.file.truncate(0)
+        self.file.seek(0)
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[_Said]:
+    """fd 2 into a temporary file for the block; written out after it unless unwanted.
+
+    Ray's core logs a line per failed connect attempt straight to fd 2.
+    """
+    sys.stderr.flush()
+    kept = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        said = _Said(capture)
+        try:
+            yield said
+        finally:
+            os.dup2(kept, 2)
+            os.close(kept)
+            if said.wanted:
+                capture.seek(0)
+                _write_all(2, capture.read())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass
 
 
 def ray_engine(options: Options) -> Any:

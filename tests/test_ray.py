@@ -1,0 +1,417 @@
+"""`--engine ray` end to end: the CLI as a subprocess on a real local Ray, and on a cluster
+started with `ray start --head` as the README says.
+
+Every run's processes (the CLI, the Ray it starts, its actors) live in the CLI's own
+session (`start_new_session`), so "nothing left behind" is "the session is empty", and
+"bound to loopback" is checked on every listening socket those processes own. The
+cluster is stopped by SIGTERM to its `ray start --block`: `ray stop` would stop every
+Ray on the machine, other people's too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import cli_env
+from servers import Handler, TestServer, running
+
+pytestmark = pytest.mark.ray
+pytest.importorskip("ray", reason="the ray extra is not installed")
+
+RAY = str(Path(sys.executable).with_name("ray"))
+START_S = 120  # a local Ray starting on a loaded 2-core machine
+
+
+class HoldHandler(Handler):
+    def ep_hold(self, arg: str, query: dict[str, str]) -> None:
+        with self.server.lock:
+            self.server.held += 1  # type: ignore[attr-defined]
+        self.server.release.wait(120)  # type: ignore[attr-defined]
+        self.reply(200, b"released\n")
+
+
+class HoldServer(TestServer):
+    """/hold answers only once the test sets `release`; `held` counts the requests waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.RequestHandlerClass = HoldHandler
+        self.release = threading.Event()
+        self.held = 0
+
+
+@pytest.fixture
+def holding() -> Iterator[HoldServer]:
+    with running(HoldServer()) as srv:
+        try:
+            yield srv  # type: ignore[misc]
+        finally:
+            srv.release.set()  # type: ignore[attr-defined]
+
+
+def _held_input(srv: HoldServer, tmp_path: Path, held: int = 4) -> Path:
+    path = tmp_path / "urls.txt"
+    path.write_text(srv.url("/ok") + "\n" + "".join(srv.url(f"/hold?i={i}") + "\n" for i in range(held)))
+    return path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The CLI's environment with no RAY_ setting of this process's (a token, an address)."""
+    return {k: v for k, v in cli_env(**extra).items() if not k.startswith("RAY_") or k in extra}
+
+
+def _spawn(*args: str, **env: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "fetchpool", "--engine", "ray", "--processes", "2", *args]
+    return subprocess.Popen(  # unbuffered: a line read before communicate() must not take more with it
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(**env), start_new_session=True, bufsize=0
+    )
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _session(sid: int) -> dict[int, str]:
+    """pid -> command line of every process (zombies too) in session `sid`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[3]) == sid:
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _assert_session_empties(sid: int, within: float = 60) -> None:
+    end = time.monotonic() + within
+    while left := _session(sid):
+        assert time.monotonic() < end, f"left behind: {left}"
+        time.sleep(0.1)
+
+
+def _listening(pids: set[int]) -> list[tuple[int, str]]:
+    """(pid, local address) of every TCP socket in LISTEN that one of `pids` holds."""
+    addresses: dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                addresses[fields[9]] = fields[1]  # inode -> hex address:port
+    found = []
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in addresses:
+                found.append((pid, _address(addresses[target[8:-1]])))
+    return found
+
+
+def _address(hexed: str) -> str:
+    """/proc/net/tcp's little-endian hex address as text (IPv4-mapped IPv6 as IPv4)."""
+    host, port = hexed.split(":")
+    raw = bytes.fromhex(host)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    if len(words) == 16:
+        if words[:12] == b"\0" * 10 + b"\xff\xff":
+            words = words[12:]
+        else:
+            return f"[{socket.inet_ntop(socket.AF_INET6, words)}]:{int(port, 16)}"
+    return f"{socket.inet_ntoa(words)}:{int(port, 16)}"
+
+
+def _wait(predicate: Any, within: float, what: str) -> None:
+    end = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < end, f"still waiting for {what}"
+        time.sleep(0.05)
+
+
+def _records(out: bytes) -> list[dict[str, Any]]:
+    """Every stdout line is a JSON record: nothing of Ray's is mixed in."""
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+# -- a local Ray started for the run --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_killed_actor_gives_internal_records_and_ray_stays_off_stdout(holding, tmp_path) -> None:
+    """kill -9 of a worker actor holding URLs: one record per line, the held ones
+    `internal` naming its process; Ray's "(raylet) A worker died" never reaches stdout;
+    every socket the run's Ray listens on is on 127.0.0.1; nothing is left afterwards."""
+    home, temp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="fp-", dir="/tmp"))  # short: Ray's socket paths
+    home.mkdir()
+    urls = str(_held_input(holding, tmp_path))
+    proc = _spawn("-c", "4", "-t", "120", "--retries", "0", urls, HOME=str(home), RAY_TMPDIR=str(temp))
+    assert proc.stdout is not None
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["url"] == holding.url("/ok") and first["ok"]
+        _wait(lambda: holding.held == 4, 60, "4 held URLs")
+        run = _session(proc.pid)
+        assert any(f"--temp-dir={temp}/fetchpool-ray-" in command for command in run.values()), run
+        sockets = _listening(set(run))
+        assert sockets and all(address.startswith("127.0.0.1:") for _, address in sockets), sockets
+        commands = " ".join(run.values())
+        assert "gcs_server" in commands and "raylet" in commands  # the listing saw Ray's servers
+        actors = sorted(pid for pid, command in run.items() if command.startswith("ray::PoolActor"))
+        assert len(actors) == 2, run
+        os.kill(actors[0], signal.SIGKILL)
+        lost = [json.loads(proc.stdout.readline())]  # the killed actor's URLs come back at once
+        holding.release.set()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        holding.release.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, err.decode()
+    records = [first, *lost, *_records(out)]
+    assert sorted(r["line"] for r in records) == [1, 2, 3, 4, 5]
+    internal = [r for r in records if r["error"] == "internal"]
+    assert internal and lost[0] in internal
+    assert all(f"worker process {actors[0]} ended" in r["error_message"] for r in internal)
+    assert all(r["ok"] for r in records if r["error"] is None)
+    assert b"Traceback" not in err, err.decode()
+    _assert_session_empties(proc.pid)
+    assert not (home / ".ray").exists()  # the run's token was its own: nothing written to ~/.ray
+    assert list(temp.iterdir()) == []  # the run's Ray folder is gone with it
+    temp.rmdir()
+
+
+def _stopped(proc: subprocess.Popen[bytes], holding: HoldServer, sig: int, to_group: bool) -> tuple[bytes, bytes]:
+    """Send `sig` once the first record is out and 4 URLs are held; stdout and stderr after it."""
+    assert proc.stdout is not None
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["url"] == holding.url("/ok")
+        _wait(lambda: holding.held == 4, 60, "4 held URLs")
+        if to_group:
+            os.killpg(proc.pid, sig)  # a terminal's Ctrl-C reaches the whole job
+        else:
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        holding.release.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert _records(out) == []  # the held URLs are abandoned, not written half-done
+    assert b"received at time" not in err and b"Traceback" not in err and b"logging.cc" not in err, err.decode()
+    assert b"interrupted: 1 done, 4 not fetched" in err, err.decode()
+    return out, err
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_run_and_its_local_ray(holding, tmp_path) -> None:
+    """As on the other engines: 143, what finished written, no stack dump (Ray's core
+    worker would print one and exit 15), and no raylet, gcs_server or actor left."""
+    proc = _spawn("-c", "4", "-t", "120", str(_held_input(holding, tmp_path)))
+    _, err = _stopped(proc, holding, signal.SIGTERM, to_group=False)
+    assert proc.returncode == 143, err.decode()
+    _assert_session_empties(proc.pid)
+
+
+# -- --ray-address: a cluster started with `ray start --head`, and addresses that are not one ------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _readme_head(port: int) -> tuple[dict[str, str], list[str]]:
+    """The README's loopback `ray start --head` command: its environment, and its words
+    with this test's port and this venv's `ray`."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if "ray start --head --node-ip-address=127.0.0.1" in x)
+    words = shlex.split(line)
+    settings = dict(w.split("=", 1) for w in words[: words.index("ray")])
+    assert settings == {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}, line
+    command = [RAY, *(f"--port={port}" if w == "--port=6379" else w for w in words[words.index("ray") + 1 :])]
+    assert f"--port={port}" in command, line
+    return settings, command
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A one-node cluster on 127.0.0.1 with token authentication, started as the README says.
+
+    HOME is the test's, so `ray get-auth-token --generate` writes the token there and not
+    into the user's ~/.ray.
+    """
+    root = Path(tempfile.mkdtemp(prefix="fph-", dir="/tmp"))  # short: Ray's socket paths are at most 107 bytes
+    home = root / "home"
+    home.mkdir()
+    env = _env(HOME=str(home), RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")  # stopping need not wait 30 s
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
+    port = _free_port()
+    settings, command = _readme_head(port)
+    command += [f"--temp-dir={root / 'ray'}", "--block"]
+    log = (root / "head.log").open("wb")
+    proc = subprocess.Popen(
+        command, env={**env, **settings}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        _wait(
+            lambda: b"Ray runtime started" in (root / "head.log").read_bytes() or proc.poll() is not None,
+            START_S,
+            "the head",
+        )
+        assert proc.poll() is None, (root / "head.log").read_text()
+        yield {"port": port, "home": home, "root": root, "session": proc.pid, "log": root / "head.log"}
+    finally:
+        proc.send_signal(signal.SIGTERM)  # `ray start --block` stops its own processes
+        try:
+            proc.wait(timeout=60)
+        finally:
+            log.close()
+            for pid in _session(proc.pid):  # only what this fixture started
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+    _assert_session_empties(proc.pid)
+    shutil.rmtree(root)
+
+
+@pytest.mark.slow
+def test_a_run_on_a_cluster_with_token_auth_sends_its_token(head, server) -> None:
+    """The head's token in ~/.ray/auth_token is all the driver needs; the head is on 127.0.0.1."""
+    proc = _spawn(
+        "--ray-address",
+        f"127.0.0.1:{head['port']}",
+        server.url("/ok"),
+        server.url("/status/404"),
+        HOME=str(head["home"]),
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err.decode()
+    assert sorted((r["line"], r["status"]) for r in _records(out)) == [(1, 200), (2, 404)]
+    assert err == b"", err.decode()  # not a word of Ray's while joining
+    assert "Local node IP: 127.0.0.1" in head["log"].read_text()
+    sockets = _listening(set(_session(head["session"])))
+    assert sockets and all(address.startswith("127.0.0.1:") for _, address in sockets), sockets
+    _assert_session_empties(proc.pid)
+
+
+@pytest.mark.slow
+def test_auto_joins_the_cluster_ray_start_left_here(head, server) -> None:
+    """`auto` is the cluster in RAY_TMPDIR/ray/ray_current_cluster, written by `ray start`."""
+    proc = _spawn("--ray-address", "auto", server.url("/ok"), HOME=str(head["home"]), RAY_TMPDIR=str(head["root"]))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert [r["status"] for r in _records(out)] == [200]
+
+
+@pytest.mark.slow
+def test_head_one_exits_141_quietly_on_a_cluster(head, server, tmp_path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))
+    address = f"127.0.0.1:{head['port']}"
+    cmd = f"{sys.executable} -m fetchpool --engine ray --processes 2 --ray-address {address} {path} | head -1"
+    proc = subprocess.Popen(
+        ["bash", "-c", cmd + "; exit ${PIPESTATUS[0]}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(HOME=str(head["home"])),
+        start_new_session=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == b"", err.decode()
+    assert len(_records(out)) == 1
+    _assert_session_empties(proc.pid)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_cluster_stops_the_run_and_its_actors(head, holding, tmp_path) -> None:
+    """130, and the run's actors gone from the cluster, which stays up."""
+    address = f"127.0.0.1:{head['port']}"
+    proc = _spawn(
+        "-c", "4", "-t", "120", "--ray-address", address, str(_held_input(holding, tmp_path)), HOME=str(head["home"])
+    )
+    _, err = _stopped(proc, holding, signal.SIGINT, to_group=True)
+    assert proc.returncode == 130, err.decode()
+    _assert_session_empties(proc.pid)
+    _wait(lambda: not any(c.startswith("ray::PoolActor") for c in _session(head["session"]).values()), 60, "no actor")
+    assert any("raylet" in c for c in _session(head["session"]).values())
+
+
+@pytest.mark.slow
+def test_a_run_without_the_token_is_refused_in_one_line(head, server, tmp_path) -> None:
+    proc = _spawn("--ray-address", f"127.0.0.1:{head['port']}", server.url("/ok"), HOME=str(tmp_path))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 69 and out == b""
+    assert err.decode().splitlines() == [
+        f"fetchpool: cannot join the Ray cluster at 127.0.0.1:{head['port']}: its token authentication refused "
+        "this run: give it the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+    ]
+
+
+@pytest.mark.slow
+def test_an_address_with_no_ray_is_one_line_within_seconds(server, tmp_path) -> None:
+    """A closed port, and a port where something else answers (an HTTP server): Ray would
+    retry for minutes (20 tries of a 30 s wait); the run gives up in seconds."""
+    ports = [_free_port(), server.server_address[1]]
+    procs = [_spawn("--ray-address", f"127.0.0.1:{port}", server.url("/ok"), HOME=str(tmp_path)) for port in ports]
+    for port, proc in zip(ports, procs, strict=True):  # side by side: each waits the same 6 s
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 69 and out == b""
+        assert err.decode().splitlines() == [
+            f"fetchpool: cannot join the Ray cluster at 127.0.0.1:{port}: no Ray cluster answered there within 6 s"
+        ]
+        _assert_session_empties(proc.pid)
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:0", "127.0.0.1:", ":6379", "ray://127.0.0.1:10001"])
+def test_a_malformed_address_is_a_one_line_usage_error(address: str) -> None:
+    proc = _spawn("--ray-address", address, "http://127.0.0.1:9/")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == b""
+    assert err.decode().splitlines() == [f"fetchpool: --ray-address must be auto or HOST:PORT, got {address!r}"]
+
+
+def test_without_ray_the_engine_is_a_one_line_usage_error(tmp_path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None  # as if not installed\n")
+    proc = _spawn("http://127.0.0.1:9/", PYTHONPATH=str(tmp_path))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == b""
+    assert err.decode().splitlines() == [
+        "fetchpool: --engine ray needs Ray, which is not installed: pip install 'fetchpool[ray]'"
+    ]
+
+
+def test_the_environment_set_for_a_run_is_put_back() -> None:
+    """A library caller's process keeps its environment: no run's token outlives the run."""
+    from fetchpool.pool.rayengine import RayPools
+
+    pools = RayPools(None)
+    before = dict(os.environ)
+    pools._set("RAY_AUTH_MODE", "token")
+    pools._set("RAY_AUTH_TOKEN", "x" * 64)
+    assert os.environ["RAY_AUTH_TOKEN"] == "x" * 64
+    pools.shutdown()
+    assert dict(os.environ) == before
