@@ -415,3 +415,24 @@ def test_the_environment_set_for_a_run_is_put_back() -> None:
     assert os.environ["RAY_AUTH_TOKEN"] == "x" * 64
     pools.shutdown()
     assert dict(os.environ) == before
+
+
+def test_cluster_error_lines_are_not_echoed_during_a_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The driver's listener prints "(raylet) A worker died" for any actor of the cluster,
+    also for runs that ended before this one joined: a run drops those lines (its own
+    workers' deaths are records) and puts Ray's printer back at its end."""
+    import ray._private.worker as ray_worker
+
+    from fetchpool.pool.rayengine import RayPools
+
+    original = ray_worker.print_to_stdstream
+    pools = RayPools(None)
+    pools._silence_cluster_errors()
+    try:
+        ray_worker.print_to_stdstream({"lines": ["A worker died"], "pid": "raylet", "is_err": False}, True)
+        ray_worker.print_to_stdstream({"lines": ["from an actor"], "pid": 42, "is_err": False}, True)
+    finally:
+        pools.shutdown()
+    out = capsys.readouterr().out
+    assert "A worker died" not in out and "from an actor" in out
+    assert ray_worker.print_to_stdstream is original

@@ -37,7 +37,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -99,6 +99,7 @@ class RayPools:
         self.started = False
         self.temp_dir: str | None = None
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
+        self._restore_echo: Callable[[], None] | None = None
 
     def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
         if "RAY_USAGE_STATS_ENABLED" not in os.environ:
@@ -113,6 +114,7 @@ class RayPools:
 
             if not ray.is_initialized():
                 _reread_settings()
+                self._silence_cluster_errors()
                 self._init(ray, processes)
         return _Stopping(self._pool(ray, processes, initializer, initargs), self)
 
@@ -127,6 +129,25 @@ class RayPools:
         except ValueError as exc:  # more processes than the cluster has CPUs
             self.shutdown()
             raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from exc
+
+    def _silence_cluster_errors(self) -> None:
+        """Drop the error lines the driver's listener prints for the whole cluster.
+
+        `listen_error_messages` (`_private/worker.py`) prints every "(raylet) A worker
+        died..." it hears, including for actors of runs that ended before this one
+        (their messages carry no job id). A worker of this run that dies is already an
+        `internal` record naming its process; the rest is Ray's logs' business.
+        """
+        import ray._private.worker as ray_worker
+
+        echo = ray_worker.print_to_stdstream
+        self._restore_echo = lambda: setattr(ray_worker, "print_to_stdstream", echo)
+
+        def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
+            if data.get("pid") != "raylet":
+                echo(data, ignore_prefix)
+
+        ray_worker.print_to_stdstream = quiet
 
     def _settings(self) -> dict[str, str]:
         """Environment for `ray.init` only: loopback when local, short waits when joining."""
@@ -198,6 +219,9 @@ class RayPools:
 
             ray.shutdown()
             self.started = False
+        if self._restore_echo is not None:
+            self._restore_echo()
+            self._restore_echo = None
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None
