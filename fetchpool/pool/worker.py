@@ -55,10 +55,15 @@ def work(job: Job, client: Client) -> Result | Again:
         return internal(target, attempt, f"{type(exc).__name__}: {exc}")
 
 
-def internal(target: Target, attempt: int, message: str) -> Result:
-    """The record of a URL whose fetch broke inside fetchpool (counted as attempted)."""
+def internal(target: Target, attempt: int, message: str, started: float | None = None) -> Result:
+    """The record of a URL whose fetch broke inside fetchpool (counted as attempted).
+
+    `started` is the first attempt's start, as for any record: the time until now counts.
+    """
     result = Result.failed(str(target.url), target.line, ErrorKind.INTERNAL, message, target.input)
     result.attempts = attempt
+    if started is not None:
+        result.elapsed_ms = round(max(time.monotonic() - started, 0.0) * 1000, 3)
     result.extra = echoed(target) or None
     return result
 
