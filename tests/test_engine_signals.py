@@ -188,3 +188,39 @@ def test_the_library_on_processes_leaves_only_multiprocessing_s_tracker(server, 
     assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()
     after = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert len(after) == 2 and all(len(kids) == 1 and TRACKER in kids[0] for kids in after), after
+
+
+# -- before any engine: the command's own start --------------------------------------------------
+
+SLOW_CLICK = """
+import os, sys, time
+
+class SlowClick:
+    def find_spec(self, name, path=None, target=None):
+        if name == "click":  # the command has started importing its modules
+            sys.meta_path.remove(self)
+            open(os.environ["SLOW_IMPORT_MARK"], "w").close()
+            time.sleep(30)
+        return None
+
+sys.meta_path.insert(0, SlowClick())
+"""
+
+
+def test_ctrl_c_while_the_command_imports_its_modules_is_quiet(tmp_path) -> None:
+    """A Ctrl-C right after Enter: the command is still importing click and the rest."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_CLICK)
+    mark = tmp_path / "importing"
+    proc = spawn_cli("--version", env=cli_env(PYTHONPATH=str(site), SLOW_IMPORT_MARK=str(mark)))
+    end = time.monotonic() + 30
+    while not mark.exists():
+        assert time.monotonic() < end, "the command never imported click"
+        time.sleep(0.01)
+    kill_group(proc.pid, signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=20)  # the import would take 30 s more
+    finally:
+        kill_group(proc.pid)
+    assert proc.returncode == 130 and out == b"" and err == b"", err.decode()
