@@ -100,8 +100,9 @@ def start(options: Options, address: Any, authkey: bytes, threads: int, block: b
     exits. So the Pool's own worker loop never runs here, and this process never holds
     the lock of the Pool's task queue; a child killed while holding it would leave the
     Pool unable to terminate. Only the parent handles Ctrl-C (a terminal sends it to the
-    whole process group). A Pool that waits for its initializer (Ray's) gets `block=False`:
-    serving then runs on a thread.
+    whole process group): `spawn.process_pool` starts its children with SIGINT blocked, and
+    ignoring it here covers any other Pool and drops one still pending. A Pool that waits
+    for its initializer (Ray's) gets `block=False`: serving then runs on a thread.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
