@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from .options import Options
 from .output.select import DEFAULT_ACCEPT, AcceptPolicy, FailPolicy, Filtered, RecordFilter
@@ -121,13 +121,23 @@ class Stopper:
         if self.code is not None and signum == signal.SIGINT and time.monotonic() - self._first > 0.5:
             if _isatty(sys.stderr):
                 sys.stderr.write("\x1b[?25h")  # give the cursor back
-            os._exit(ExitCode.INTERRUPTED)
+            self._close_run()
+            exit_now(ExitCode.INTERRUPTED)
         if self.code is not None:
             return
         self._first = time.monotonic()
         self.code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
         if self.run is not None:
             self.run.stop()
+
+    def _close_run(self) -> None:
+        """Stop the run's workers before exiting at once, waiting a second at most: the main
+        thread, interrupted for this, may hold what closing needs."""
+        if self.run is None:
+            return
+        closing = threading.Thread(target=self.run.close, name="fetchpool-close", daemon=True)
+        closing.start()
+        closing.join(timeout=1.0)
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self)
@@ -211,7 +221,7 @@ def drive(
         _write_summary(env, "-", summary)
     if stopper.code is not None:
         _flush(env)
-        os._exit(stopper.code)  # in-flight requests are abandoned, not waited for
+        exit_now(stopper.code)  # in-flight requests are abandoned, not waited for
     return ExitCode.FAILURES if failing else ExitCode.OK
 
 
@@ -369,7 +379,7 @@ def _say(env: Environment, line: str) -> None:
 def _broken_pipe() -> None:
     """The reader went away: exit quietly, as a program killed by SIGPIPE would."""
     silence_stdout()
-    os._exit(ExitCode.BROKEN_PIPE)
+    exit_now(ExitCode.BROKEN_PIPE)
 
 
 def _then_set(items: Iterator[Any], event: threading.Event) -> Iterator[Any]:
@@ -386,6 +396,20 @@ def _flush(env: Environment) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def release_processes() -> None:
+    """Stop what the processes engine leaves to the process (see `pool.spawn`); a command's exit only."""
+    if "fetchpool.pool.spawn" in sys.modules:
+        from .pool.spawn import release_processes as release
+
+        release()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the command at once (no atexit, no waiting for threads), leaving no process behind."""
+    release_processes()
+    os._exit(code)
 
 
 def silence_stdout() -> None:

@@ -308,3 +308,7 @@ def run_cli() -> None:
         silence_stdout()
         _echo_error(f"fetchpool: cannot write {STDOUT}: {exc.strerror or exc}")
         sys.exit(ExitCode.IO_ERROR)
+    finally:
+        from .app import release_processes
+
+        release_processes()  # the command owns this interpreter: nothing it started outlives it

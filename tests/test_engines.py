@@ -12,15 +12,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import group, spawn_cli
 
 from fetchpool import Options, fetch, run
 from fetchpool.inputs import Target
+from fetchpool.pool import PoolEngine
 from fetchpool.result import ErrorKind
 
 from conftest import cli_env
@@ -162,10 +165,11 @@ def _children(parent: int) -> list[int]:
 
 def test_a_worker_killed_by_kill_9_gives_internal_records_for_what_it_held(server) -> None:
     before = set(_children(os.getpid()))
-    # each worker holds two slow URLs long after the first fast record is out, however loaded the machine
+    # -c 8 over 2 workers: each holds two slow URLs and two fast ones at first, so the slow ones are
+    # still held long after the first fast record is out, however loaded the machine
     urls = [server.url(f"/delay/6000?slow={i}") for i in range(4)] + [server.url(f"/ok?after={i}") for i in range(20)]
     fetching = run(
-        (Target(u, n) for n, u in enumerate(urls, 1)), options("processes", concurrency=4, retries=0, timeout=30)
+        (Target(u, n) for n, u in enumerate(urls, 1)), options("processes", concurrency=8, retries=0, timeout=30)
     )
     results = []
     killed = None
@@ -186,36 +190,71 @@ def test_a_worker_killed_by_kill_9_gives_internal_records_for_what_it_held(serve
         time.sleep(0.05)
 
 
+def test_the_urls_a_killed_worker_held_are_timed_from_when_they_were_sent() -> None:
+    """A worker killed while it holds hanging URLs: their `internal` records count the time
+    from when they were sent to when the death was noticed, as any record counts its time."""
+    before = set(_children(os.getpid()))
+    with running(TestServer()) as srv:
+        urls = [srv.url(f"/delay/60000?hang={i}") for i in range(4)]
+        begun = time.monotonic()
+        fetching = run((Target(u, n) for n, u in enumerate(urls, 1)), options("processes", concurrency=4, timeout=90))
+        failed: list[str] = []
+        killer = threading.Thread(target=_kill_a_worker_when_held, args=(srv, len(urls), before, fetching, failed))
+        killer.start()
+        lost: list[Any] = []
+        try:
+            for batch in fetching.batches():
+                lost += batch
+                if len(lost) >= 2:  # the killed worker's two; the other's hang on
+                    break
+        finally:
+            fetching.close()
+            killer.join()
+        took_ms = (time.monotonic() - begun) * 1000
+    assert not failed, failed
+    assert [r.error for r in lost] == [ErrorKind.INTERNAL] * 2
+    assert all(500 <= r.elapsed_ms <= took_ms for r in lost), [r.elapsed_ms for r in lost]
+
+
+def _kill_a_worker_when_held(srv: TestServer, held: int, before: set[int], fetching: Any, failed: list[str]) -> None:
+    """Once the server holds `held` requests, let half a second pass (the least age of the
+    URLs held), then kill -9 one worker. A failure stops the run, so the test cannot hang."""
+    end = time.monotonic() + 30
+    while len(srv.seen) < held:
+        if time.monotonic() > end:
+            failed.append(f"the server saw {len(srv.seen)} of {held} requests")
+            return fetching.stop()
+        time.sleep(0.01)
+    time.sleep(0.5)
+    workers = sorted(set(_children(os.getpid())) - before)
+    if len(workers) != 2:
+        failed.append(f"workers: {workers}")
+        return fetching.stop()
+    os.kill(workers[0], signal.SIGKILL)
+
+
+def test_a_lost_url_is_timed_from_its_first_attempt() -> None:
+    """A retry's record counts from the first attempt; so does its `internal` record."""
+    engine = PoolEngine(options("processes"))
+    now = time.monotonic()
+    result = engine._lost((0, Target("http://127.0.0.1:9/", 1), 2, now - 5.0), now - 1.0, "gone")
+    assert result.error is ErrorKind.INTERNAL and result.attempts == 2
+    assert result.elapsed_ms >= 5000
+    first = engine._lost((0, Target("http://127.0.0.1:9/", 1), 1, None), now - 1.0, "gone")
+    assert 1000 <= first.elapsed_ms < 5000
+
+
 # -- the CLI on processes: signals, pipes, nothing left behind ------------------------------------
 
 
 def _spawn(*args: str) -> subprocess.Popen[bytes]:
     """The CLI in its own process group, as a shell job is, so the group can be listed."""
-    command = [sys.executable, "-m", "fetchpool", "--engine", "processes", "--processes", "2", *args]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), start_new_session=True
-    )
-
-
-def _group(pgid: int) -> list[str]:
-    """Every process (zombies too) still in process group `pgid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid:
-                found.append(f"{entry.name} {fields[0]}")
-    return found
+    return spawn_cli("--engine", "processes", "--processes", "2", *args, env=cli_env())
 
 
 def _assert_group_empties(pgid: int) -> None:
-    end = time.monotonic() + 10
-    while _group(pgid):
-        assert time.monotonic() < end, f"left behind: {_group(pgid)}"
-        time.sleep(0.05)
+    """Every process the run started was reaped by it before it exited (none left to init)."""
+    assert group(pgid) == [], f"left behind: {group(pgid)}"
 
 
 def _slow_input(server, tmp_path: Path) -> Path:

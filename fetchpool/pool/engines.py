@@ -12,6 +12,9 @@ import gc
 import math
 import os
 import queue
+import shutil
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 
 from ..options import Options
 from . import worker
+from .spawn import process_pool
 from .worker import Deliver, Job
 
 START_TIMEOUT = 60.0  # spawning imports requests in every child; a loaded machine is slow
@@ -26,7 +30,7 @@ PoolFactory = Callable[..., Any]  # (processes, initializer, initargs) -> a Pool
 
 
 class Engine(Protocol):
-    def start(self, deliver: Deliver) -> None: ...
+    def start(self, deliver: Deliver, stopped: threading.Event | None = None) -> None: ...
 
     def submit(self, jobs: Sequence[Job]) -> None: ...
 
@@ -45,7 +49,7 @@ class ThreadEngine:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, stopped: threading.Event | None = None) -> None:
         for n in range(self.options.concurrency):
             thread = threading.Thread(
                 target=worker.loop, args=(self._jobs, deliver, self.options), name=f"fetchpool-{n}", daemon=True
@@ -76,14 +80,7 @@ class _Child:
 
     def __init__(self, conn: Any, pid: int) -> None:
         self.conn, self.pid = conn, pid
-        self.held: dict[int, Job] = {}
-
-
-def process_pool(processes: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> Any:
-    """`multiprocessing.Pool` with 'spawn': no fork of a process whose threads hold locks."""
-    import multiprocessing
-
-    return multiprocessing.get_context("spawn").Pool(processes, initializer=initializer, initargs=initargs)
+        self.held: dict[int, tuple[Job, float]] = {}  # seq -> (job, when it was sent)
 
 
 class PoolEngine:
@@ -114,17 +111,22 @@ class PoolEngine:
         self._orphaned = False  # every worker died and none came back
         self._deliver: Deliver = lambda seq, outcome: None
         self._listener: Any = None
+        self._socket_dir: str | None = None
         self._authkey = os.urandom(32)
         self._pool: Any = None
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, stopped: threading.Event | None = None) -> None:
+        """Start the workers and wait until they are all connected, or the run is `stopped`."""
         from multiprocessing.connection import Listener
 
+        stopped = stopped or threading.Event()
+        if stopped.is_set():
+            return  # stopped before it began: nothing to start, nor to stop later
         self._deliver = deliver
         if self.network:
             self._listener = Listener(("127.0.0.1", 0), authkey=self._authkey)  # workers on this machine, for now
         else:
-            self._listener = Listener(family="AF_UNIX", authkey=self._authkey)
+            self._listener = Listener(self._socket_address(), family="AF_UNIX", authkey=self._authkey)
         args = (self.options, self._listener.address, self._authkey, self.threads, not self.network)
         threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()  # Ray's Pool waits
         try:
@@ -132,18 +134,34 @@ class PoolEngine:
         except Exception:
             self.shutdown(now=True)
             raise
-        self._await_children()
+        self._await_children(stopped)
 
-    def _await_children(self) -> None:
-        """Start fetching only once the workers are there, so limits see no start-up burst."""
+    def _socket_address(self) -> str:
+        """Where local workers connect: nothing on disk that an exit could leave behind.
+
+        Linux has abstract socket names; elsewhere the socket is in a folder of this run's,
+        removed at shutdown (multiprocessing's own folder goes only at a clean exit, and a
+        stopped command exits at once).
+        """
+        if sys.platform == "linux":
+            return f"\0fetchpool-{os.getpid()}-{os.urandom(8).hex()}"
+        self._socket_dir = tempfile.mkdtemp(prefix="fetchpool-")
+        return os.path.join(self._socket_dir, "workers")
+
+    def _await_children(self, stopped: threading.Event) -> None:
+        """Start fetching only once the workers are there, so limits see no start-up burst.
+
+        A stop (Ctrl-C, SIGTERM) ends the wait at once: the run then ends without
+        fetching, and its shutdown stops the children, connected or still starting.
+        """
         end = time.monotonic() + START_TIMEOUT
         with self._ready:
-            while len(self._children) < self.processes:
+            while len(self._children) < self.processes and not stopped.is_set():
                 left = end - time.monotonic()
                 if left <= 0:
                     break
                 self._ready.wait(min(left, 0.1))
-            started = bool(self._children)
+            started = bool(self._children) or stopped.is_set()
         if not started:
             self.shutdown(now=True)
             raise RuntimeError(f"no worker process connected within {START_TIMEOUT:.0f} s")
@@ -156,7 +174,7 @@ class PoolEngine:
                 self._backlog.extend(jobs)  # a replacement for a dead worker may still connect
                 return
         for job in jobs:
-            self._deliver(job[0], worker.internal(job[1], job[2], "no worker process left to fetch this URL"))
+            self._deliver(job[0], self._lost(job, None, "no worker process left to fetch this URL"))
 
     def _await_replacement(self) -> None:
         """Every worker died: give a replacement START_TIMEOUT to connect, else fail what waits.
@@ -176,9 +194,10 @@ class PoolEngine:
     def _send(self, jobs: Sequence[Job]) -> None:
         """Deal jobs to the least busy children (under the lock)."""
         batches: dict[int, list[Job]] = {}
+        now = time.monotonic()
         for job in jobs:
             child = min(self._children, key=lambda c: len(c.held))
-            child.held[job[0]] = job
+            child.held[job[0]] = (job, now)
             batches.setdefault(id(child), []).append(job)
         for child in self._children:
             if id(child) in batches:
@@ -231,8 +250,17 @@ class PoolEngine:
             if not self._children:
                 threading.Thread(target=self._await_replacement, name="fetchpool-respawn", daemon=True).start()
         message = f"worker process {child.pid} ended while fetching this URL (killed, or out of memory)"
-        for seq, job in lost.items():
-            deliver(seq, worker.internal(job[1], job[2], message))
+        for seq, (job, sent) in lost.items():
+            deliver(seq, self._lost(job, sent, message))
+
+    def _lost(self, job: Job, sent: float | None, message: str) -> Any:
+        """The `internal` record of a URL no worker will fetch, timed from its first attempt.
+
+        A first attempt's start is known only to the child, so the time it was sent stands
+        for it. A start from a worker on another machine is on another clock: not used.
+        """
+        started = job[3] if job[3] is not None and not self.network else sent
+        return worker.internal(job[1], job[2], message, started)
 
     def shutdown(self, now: bool = False) -> None:
         """Stop every child at once: a stop has nothing left to wait for, nor has a finished run."""
@@ -251,6 +279,8 @@ class PoolEngine:
         if self._listener is not None:
             self._wake_acceptor()
             self._listener.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def _wake_acceptor(self) -> None:
         from multiprocessing.connection import Client as Connect

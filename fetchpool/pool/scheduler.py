@@ -128,7 +128,7 @@ class Run:
 
     def batches(self) -> Iterator[list[Result]]:
         """Results in bursts: each list is everything ready when the last one was taken."""
-        self._engine.start(self._deliver)
+        self._engine.start(self._deliver, self._stop)
         threading.Thread(target=self._feed, name="fetchpool-feeder", daemon=True).start()
         finished = False
         try:

@@ -55,10 +55,15 @@ def work(job: Job, client: Client) -> Result | Again:
         return internal(target, attempt, f"{type(exc).__name__}: {exc}")
 
 
-def internal(target: Target, attempt: int, message: str) -> Result:
-    """The record of a URL whose fetch broke inside fetchpool (counted as attempted)."""
+def internal(target: Target, attempt: int, message: str, started: float | None = None) -> Result:
+    """The record of a URL whose fetch broke inside fetchpool (counted as attempted).
+
+    `started` is the first attempt's start, as for any record: the time until now counts.
+    """
     result = Result.failed(str(target.url), target.line, ErrorKind.INTERNAL, message, target.input)
     result.attempts = attempt
+    if started is not None:
+        result.elapsed_ms = round(max(time.monotonic() - started, 0.0) * 1000, 3)
     result.extra = echoed(target) or None
     return result
 
@@ -95,8 +100,9 @@ def start(options: Options, address: Any, authkey: bytes, threads: int, block: b
     exits. So the Pool's own worker loop never runs here, and this process never holds
     the lock of the Pool's task queue; a child killed while holding it would leave the
     Pool unable to terminate. Only the parent handles Ctrl-C (a terminal sends it to the
-    whole process group). A Pool that waits for its initializer (Ray's) gets `block=False`:
-    serving then runs on a thread.
+    whole process group): `spawn.process_pool` starts its children with SIGINT blocked, and
+    ignoring it here covers any other Pool and drops one still pending. A Pool that waits
+    for its initializer (Ray's) gets `block=False`: serving then runs on a thread.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
