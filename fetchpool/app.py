@@ -113,6 +113,9 @@ class Stopper:
     def __init__(self) -> None:
         self.code: ExitCode | None = None
         self.run: Any = None
+        # `ray.init` waits for its servers and never looks at a stop: a Ctrl-C to the job kills
+        # those servers too, so the wait would never end. A stop then exits at once.
+        self.blocking_start = False
         self._first = 0.0
 
     def __call__(self, signum: int, frame: Any) -> None:
@@ -127,6 +130,8 @@ class Stopper:
             return
         self._first = time.monotonic()
         self.code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+        if self.blocking_start and self.run is not None and self.run.starting:
+            exit_now(self.code)  # nothing fetched yet, and Ray's start cannot be interrupted
         if self.run is not None:
             self.run.stop()
 
@@ -164,6 +169,7 @@ def drive(
 
         env = replace(env, stdout=records_stdout(env.stdout))
     stopper = Stopper()
+    stopper.blocking_start = options.engine == "ray"
     stopper.install()
     stats = Stats()
     failing = False
@@ -404,6 +410,10 @@ def release_processes() -> None:
         from .pool.spawn import release_processes as release
 
         release()
+    if "fetchpool.pool.rayengine" in sys.modules:
+        from .pool.rayengine import remove_folders
+
+        remove_folders()  # a local Ray's own processes die with this one (Ray's fate sharing)
 
 
 def exit_now(code: int) -> NoReturn:

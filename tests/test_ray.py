@@ -436,3 +436,22 @@ def test_cluster_error_lines_are_not_echoed_during_a_run(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert "A worker died" not in out and "from an actor" in out
     assert ray_worker.print_to_stdstream is original
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_local_ray_starts_exits_130_at_once(tmp_path) -> None:
+    """A terminal's Ctrl-C reaches Ray's servers too, so `ray.init` would wait for them for
+    ever: the run exits at once instead (nothing was fetched), and removes its Ray folder."""
+    temp = Path(tempfile.mkdtemp(prefix="fp-", dir="/tmp"))
+    proc = _spawn("http://127.0.0.1:9/", RAY_TMPDIR=str(temp))
+    try:
+        _wait(lambda: any(p.name.startswith("fetchpool-ray-") for p in temp.iterdir()), START_S, "the run's Ray folder")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode()
+    assert out == b"" and b"Traceback" not in err, err.decode()
+    assert list(temp.iterdir()) == []
+    temp.rmdir()

@@ -48,6 +48,15 @@ CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
+_FOLDERS: set[str] = set()  # temp folders of local Rays not yet shut down: removed by a command's exit
+
+
+def remove_folders() -> None:
+    """Remove the folders of local Rays a command exits without shutting down (a stop during start)."""
+    while _FOLDERS:
+        shutil.rmtree(_FOLDERS.pop(), ignore_errors=True)
+
+
 class RayUnavailable(RuntimeError):
     """No Ray to run on: the cluster of `--ray-address` cannot be joined, or a local Ray
     cannot start. The run cannot begin."""
@@ -164,6 +173,7 @@ class RayPools:
         try:
             if self.address is None:
                 self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-", dir=_temp_root())
+                _FOLDERS.add(self.temp_dir)
                 with _loopback(True):
                     # "local", not None: a RAY_ADDRESS in the environment must not make this a join
                     ray.init(
@@ -224,6 +234,7 @@ class RayPools:
             self._restore_echo = None
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+            _FOLDERS.discard(self.temp_dir)
             self.temp_dir = None
         for name, value in self._kept.items():
             if value is None:

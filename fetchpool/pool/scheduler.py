@@ -97,6 +97,7 @@ class Run:
 
     def __init__(self, items: Iterable[Item], options: Options, engine: Engine | None = None) -> None:
         self.options = options
+        self.starting = False  # True while the engine starts its workers (seconds on Ray)
         self.read = 0  # items taken from input so far: after a stop, `read` minus those yielded were never fetched
         self._items = items
         self._engine = engine if engine is not None else make_engine(options)
@@ -128,7 +129,9 @@ class Run:
 
     def batches(self) -> Iterator[list[Result]]:
         """Results in bursts: each list is everything ready when the last one was taken."""
+        self.starting = True
         self._engine.start(self._deliver, self._stop)
+        self.starting = False
         threading.Thread(target=self._feed, name="fetchpool-feeder", daemon=True).start()
         finished = False
         try:
