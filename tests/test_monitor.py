@@ -446,33 +446,12 @@ def test_a_url_listed_twice_counts_once_per_run(scripted: ScriptedServer, tmp_pa
     watch(scripted, state, "d")
     scripted.script["d"] = (500, b"no", {})
     urls = (scripted.url("/s/d") + "\n") * 3
-    proc = run_cli(
-        "--state",
-        str(state),
-        "--retries",
-        "0",
-        "--fail-on",
-        "new-failures",
-        "--fail-after",
-        "2",
-        "-",
-        input=urls.encode(),
-    )
+    flags = ("--state", str(state), "--retries", "0", "--fail-on", "new-failures", "--fail-after", "2", "-")
+    proc = run_cli(*flags, input=urls.encode())
     got = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["fails_in_a_row"] for r in got] == [1, 1, 1]
     assert proc.returncode == 0  # one failed run, not three: --fail-after 2 does not fire yet
-    again = run_cli(
-        "--state",
-        str(state),
-        "--retries",
-        "0",
-        "--fail-on",
-        "new-failures",
-        "--fail-after",
-        "2",
-        "-",
-        input=urls.encode(),
-    )
+    again = run_cli(*flags, input=urls.encode())
     assert [json.loads(line)["fails_in_a_row"] for line in again.stdout.splitlines()] == [2, 2, 2]
     assert again.returncode == 1
 
