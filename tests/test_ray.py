@@ -202,17 +202,23 @@ def test_a_killed_actor_gives_internal_records_and_ray_stays_off_stdout(holding,
     temp.rmdir()
 
 
-def _stopped(proc: subprocess.Popen[bytes], holding: HoldServer, sig: int, to_group: bool) -> tuple[bytes, bytes]:
-    """Send `sig` once the first record is out and 4 URLs are held; stdout and stderr after it."""
+def _stopped(
+    proc: subprocess.Popen[bytes], holding: HoldServer, sig: int, to_group: bool
+) -> tuple[bytes, bytes, float]:
+    """Send `sig` once the first record is out and 4 URLs are held; stdout, stderr and
+    the seconds from the signal to the exit."""
     assert proc.stdout is not None
     try:
         first = json.loads(proc.stdout.readline())
         assert first["url"] == holding.url("/ok")
         _wait(lambda: holding.held == 4, 60, "4 held URLs")
+        sent = time.monotonic()
         if to_group:
-            os.killpg(proc.pid, sig)  # a terminal's Ctrl-C reaches the whole job
+            os.killpg(proc.pid, sig)  # a terminal's Ctrl-C, `timeout` and systemd reach the whole job
         else:
             proc.send_signal(sig)
+        proc.wait(timeout=60)
+        took = time.monotonic() - sent
         out, err = proc.communicate(timeout=60)
     finally:
         holding.release.set()
@@ -221,16 +227,19 @@ def _stopped(proc: subprocess.Popen[bytes], holding: HoldServer, sig: int, to_gr
     assert _records(out) == []  # the held URLs are abandoned, not written half-done
     assert b"received at time" not in err and b"Traceback" not in err and b"logging.cc" not in err, err.decode()
     assert b"interrupted: 1 done, 4 not fetched" in err, err.decode()
-    return out, err
+    return out, err, took
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_run_and_its_local_ray(holding, tmp_path) -> None:
+def test_sigterm_to_the_job_stops_the_run_and_its_local_ray_at_once(holding, tmp_path) -> None:
     """As on the other engines: 143, what finished written, no stack dump (Ray's core
-    worker would print one and exit 15), and no raylet, gcs_server or actor left."""
+    worker would print one and exit 15), and no raylet, gcs_server, agent or actor left.
+    SIGTERM to the whole job (as `timeout` and systemd send it) also reaches Ray's
+    servers: `ray.shutdown()` then waited 7 s for them; the run ends in well under 5."""
     proc = _spawn("-c", "4", "-t", "120", str(_held_input(holding, tmp_path)))
-    _, err = _stopped(proc, holding, signal.SIGTERM, to_group=False)
+    _, err, took = _stopped(proc, holding, signal.SIGTERM, to_group=True)
     assert proc.returncode == 143, err.decode()
+    assert took < 5, f"exited {took:.1f} s after SIGTERM"
     _assert_session_empties(proc.pid)
 
 
@@ -353,7 +362,7 @@ def test_ctrl_c_on_a_cluster_stops_the_run_and_its_actors(head, holding, tmp_pat
     proc = _spawn(
         "-c", "4", "-t", "120", "--ray-address", address, str(_held_input(holding, tmp_path)), HOME=str(head["home"])
     )
-    _, err = _stopped(proc, holding, signal.SIGINT, to_group=True)
+    _, err, _ = _stopped(proc, holding, signal.SIGINT, to_group=True)
     assert proc.returncode == 130, err.decode()
     _assert_session_empties(proc.pid)
     _wait(lambda: not any(c.startswith("ray::PoolActor") for c in _session(head["session"]).values()), 60, "no actor")
@@ -453,5 +462,26 @@ def test_ctrl_c_while_a_local_ray_starts_exits_130_at_once(tmp_path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err.decode()
     assert out == b"" and b"Traceback" not in err, err.decode()
+    assert list(temp.iterdir()) == []
+    temp.rmdir()
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_local_ray_starts_leaves_none_of_its_processes(tmp_path) -> None:
+    """SIGTERM to fetchpool alone once Ray's servers run (a service manager stopping just
+    the main process): 143 as soon as `ray.init` gives the signal a chance, and the
+    raylet's agents, which outlive a raylet killed with the run, are killed too."""
+    temp = Path(tempfile.mkdtemp(prefix="fp-", dir="/tmp"))
+    proc = _spawn("http://127.0.0.1:9/", RAY_TMPDIR=str(temp))
+    try:
+        _wait(lambda: any("raylet" in c for c in _session(proc.pid).values()), START_S, "the run's raylet")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err.decode()
+    assert out == b"" and b"Traceback" not in err, err.decode()
+    _assert_session_empties(proc.pid)
     assert list(temp.iterdir()) == []
     temp.rmdir()

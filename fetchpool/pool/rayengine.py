@@ -52,7 +52,14 @@ _FOLDERS: set[str] = set()  # temp folders of local Rays not yet shut down: remo
 
 
 def remove_folders() -> None:
-    """Remove the folders of local Rays a command exits without shutting down (a stop during start)."""
+    """A command exiting without shutting down its local Ray (a stop during its start):
+    kill every process it started, then remove its folder.
+
+    Ray's servers die with this process (Ray's fate sharing), but not the raylet's agents.
+    """
+    if _FOLDERS:
+        for pid in _descendants([os.getpid()]):
+            _kill(pid)
     while _FOLDERS:
         shutil.rmtree(_FOLDERS.pop(), ignore_errors=True)
 
@@ -159,11 +166,18 @@ class RayPools:
         ray_worker.print_to_stdstream = quiet
 
     def _settings(self) -> dict[str, str]:
-        """Environment for `ray.init` only: loopback when local, short waits when joining."""
+        """Environment for `ray.init` only: loopback when local, short waits when joining.
+
+        The driver's core worker, at `ray.shutdown()`, waits up to 5 s to send its task
+        events (for Ray's dashboard) to a GCS that a signal to the whole job may have
+        killed already: a tenth of a second is its due.
+        """
+        flush = {"RAY_task_events_shutdown_flush_timeout_ms": "100"}
         if self.address is None:  # the processes it starts read it too
-            return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+            return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **flush}
         wait = str(CONNECT_TIMEOUT_S)
         return {
+            **flush,
             "RAY_gcs_rpc_server_connect_timeout_s": wait,
             "RAY_py_gcs_connect_timeout_s": wait,
             "RAY_gcs_server_port_wait_time_s": "1",  # one try of the connect, not 20
@@ -227,6 +241,8 @@ class RayPools:
         if self.started:
             import ray
 
+            if self.address is None:
+                _kill_local_ray()
             ray.shutdown()
             self.started = False
         if self._restore_echo is not None:
@@ -258,6 +274,56 @@ class _Stopping:
     def terminate(self) -> None:
         self.pool.terminate()
         self.owner.shutdown()
+
+
+def _kill_local_ray() -> None:
+    """SIGKILL the local Ray of this run: its servers and every process its raylet started.
+
+    `ray.shutdown()` stops the servers one by one with a SIGTERM and a second's wait each
+    (3 s or more when a SIGTERM to the whole job, as `timeout` and systemd send, reached
+    them first), and the raylet's agents outlive a raylet that died first. Nothing of a
+    finished or stopped run is left in them; `ray.shutdown()` then finds them dead and
+    only disconnects. Found through /proc: elsewhere the graceful way stays.
+    """
+    import ray._private.worker as ray_worker
+
+    node = ray_worker._global_node
+    if node is None or not os.path.isdir("/proc/self/task"):
+        return
+    servers = [info.process.pid for infos in node.all_processes.values() for info in infos]
+    for pid in _descendants(servers) + servers:
+        _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:  # gone already
+        pass
+
+
+def _descendants(roots: list[int]) -> list[int]:
+    """Every process below `roots`, from /proc's parent links (children before parents)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: nothing found, nothing killed
+        return []
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    todo = list(roots)
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found[::-1]
 
 
 def _temp_root() -> str:
