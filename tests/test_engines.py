@@ -24,7 +24,7 @@ from helpers import group, spawn_cli
 from fetchpool import Options, fetch, run
 from fetchpool.inputs import Target
 from fetchpool.pool import PoolEngine
-from fetchpool.result import ErrorKind
+from fetchpool.result import ErrorKind, Result
 
 from conftest import cli_env
 from faultserver import FaultServer, serving
@@ -144,6 +144,22 @@ def test_an_exception_inside_a_worker_is_an_internal_record(server, engine: str)
     assert [r.line for r in results] == [1, 2, 3]
     assert results[0].ok and results[2].ok
     assert results[1].error is ErrorKind.INTERNAL and "AttributeError" in (results[1].error_message or "")
+
+
+def test_an_exception_inside_a_worker_is_timed_from_the_first_attempt() -> None:
+    """Like any record, an `internal` one counts from the URL's first attempt (a retry's
+    started two seconds ago here), not 0."""
+    from fetchpool.client import Client
+    from fetchpool.pool import worker
+
+    client = Client(Options())
+    try:
+        broken = Target(None, 1)  # type: ignore[arg-type]
+        outcome = worker.work((0, broken, 2, time.monotonic() - 2.0), client)
+    finally:
+        client.close()
+    assert isinstance(outcome, Result) and outcome.error is ErrorKind.INTERNAL
+    assert outcome.attempts == 2 and outcome.elapsed_ms >= 2000
 
 
 def _children(parent: int) -> list[int]:

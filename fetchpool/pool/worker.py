@@ -43,16 +43,16 @@ def work(job: Job, client: Client) -> Result | Again:
 
     A retry is not waited for here: the scheduler plans it, so the worker is free meanwhile.
     """
-    _, target, attempt, started = job
+    _, target, attempt, first = job
+    started = first if first is not None else time.monotonic()
     try:
-        started = started if started is not None else time.monotonic()
         result, retry_after = fetch_attempt(target, client, attempt, started)
         delay = retry_delay(result, retry_after, client.options, started, client.method_of(target))
         if delay is not None:
             return Again(target, result, delay, started)
         return result
     except BaseException as exc:  # noqa: BLE001 - the promise is one record per line
-        return internal(target, attempt, f"{type(exc).__name__}: {exc}")
+        return internal(target, attempt, f"{type(exc).__name__}: {exc}", started)
 
 
 def internal(target: Target, attempt: int, message: str, started: float | None = None) -> Result:
