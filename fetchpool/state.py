@@ -112,10 +112,13 @@ class State:
 
     def __init__(self, path: str, wait: float = 60.0) -> None:
         self.path = path
+        created = not os.path.lexists(path + ".lock")
         self._lock_fd = _lock(path, wait)
         try:
             self._db = _connect(path)
         except BaseException:
+            if created:  # a file refused (not ours, a typo'd name) is left as it was found
+                _remove(path + ".lock")
             os.close(self._lock_fd)
             raise
 
@@ -169,6 +172,13 @@ class State:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM urls").fetchone()[0])
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _lock(path: str, wait: float) -> int:

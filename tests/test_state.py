@@ -67,11 +67,13 @@ def test_a_file_that_is_not_ours_is_refused_and_left_alone(tmp_path: Path) -> No
     text.write_text("not a database, " * 100)
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    files = sorted(tmp_path.iterdir())
     for path in (text, other):
         before = path.read_bytes()
         with pytest.raises(StateError, match="not a fetchpool state database"):
             State(str(path))
         assert path.read_bytes() == before
+    assert sorted(tmp_path.iterdir()) == files  # no lock file left beside them either
 
 
 def test_a_state_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
