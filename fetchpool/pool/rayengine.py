@@ -290,7 +290,10 @@ def _kill_local_ray() -> None:
     node = ray_worker._global_node
     if node is None or not os.path.isdir("/proc/self/task"):
         return
-    servers = [info.process.pid for infos in node.all_processes.values() for info in infos]
+    # only those still running: the number of one already reaped may be another process's now
+    servers = [
+        info.process.pid for infos in node.all_processes.values() for info in infos if info.process.poll() is None
+    ]
     for pid in _descendants(servers) + servers:
         _kill(pid)
 
