@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -117,6 +118,7 @@ class Stopper:
         # those servers too, so the wait would never end. A stop then exits at once.
         self.blocking_start = False
         self._first = 0.0
+        self._keep: tuple[socket.socket, socket.socket] | None = None
 
     def __call__(self, signum: int, frame: Any) -> None:
         # A wrapper such as `timeout` forwards the terminal's SIGINT: the same press arrives
@@ -147,6 +149,31 @@ class Stopper:
     def install(self) -> None:
         signal.signal(signal.SIGINT, self)
         signal.signal(signal.SIGTERM, self)
+        if self.blocking_start:
+            self._watch_start()
+
+    def _watch_start(self) -> None:
+        """Act on a stop while the engine starts from a thread, not only from the main one.
+
+        Python runs a signal handler on the main thread between bytecodes, and `ray.init`
+        holds that thread in C++ waits: for half a minute when a SIGTERM to the whole job
+        killed the servers it waits for. The signal's wakeup byte reaches this thread at once.
+        """
+        try:
+            wake, woken = socket.socketpair()
+            woken.setblocking(False)
+            signal.set_wakeup_fd(woken.fileno(), warn_on_full_buffer=False)
+        except (OSError, ValueError):  # not the main thread (the library), or no sockets
+            return
+
+        def watch() -> None:
+            while data := wake.recv(64):
+                for signum in data:
+                    if signum in (signal.SIGINT, signal.SIGTERM) and self.run is not None and self.run.starting:
+                        self(signum, None)
+
+        threading.Thread(target=watch, name="fetchpool-stop-watch", daemon=True).start()
+        self._keep = (wake, woken)  # the sockets live as long as the command
 
 
 def drive(
