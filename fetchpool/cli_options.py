@@ -53,7 +53,7 @@ run_options = group(
     ),
     click.option(
         "--processes",
-        type=click.IntRange(1),
+        type=click.IntRange(1, MAX_CONCURRENCY),
         default=None,
         metavar="P",
         help="Worker processes for --engine processes or ray (default: one per CPU); -c is shared among them.",

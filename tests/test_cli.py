@@ -87,6 +87,14 @@ def test_exit_2_on_usage_errors_without_traceback(args: list[str]) -> None:
     assert b"Traceback" not in proc.stderr and proc.stderr.strip() and proc.stdout == b""
 
 
+@pytest.mark.parametrize("value", ["0", "2000"])
+def test_processes_out_of_range_names_the_range_the_flag_takes(value: str) -> None:
+    """1 to 1024: 0 means "one per CPU" only inside the library, so the flag never offers it."""
+    proc = run_cli("--engine", "processes", "--processes", value, "-", input=b"")
+    assert proc.returncode == ExitCode.USAGE
+    assert b"1<=x<=1024" in proc.stderr and b"at least 0" not in proc.stderr, proc.stderr
+
+
 def test_exit_2_when_stdin_is_a_terminal_and_no_file() -> None:
     result = invoke([], stdin_isatty=True)
     assert result.exit_code == ExitCode.USAGE

@@ -404,6 +404,31 @@ def test_a_malformed_address_is_a_one_line_usage_error(address: str) -> None:
     assert err.decode().splitlines() == [f"fetchpool: --ray-address must be auto or HOST:PORT, got {address!r}"]
 
 
+def test_auto_with_no_ray_running_says_so_in_fetchpools_words() -> None:
+    """Ray's own advice names its `--address` flag, which fetchpool does not have."""
+    from fetchpool.pool.rayengine import _reason
+
+    said = "Could not find any running Ray instance. Please specify the one to connect to by setting `--address` flag"
+    reason = _reason(ConnectionError(said))
+    assert "--address" not in reason and "ray start --head" in reason and "HOST:PORT" in reason
+
+
+def test_a_ray_that_fails_to_import_is_one_line_and_exit_69(tmp_path) -> None:
+    """Not exit 1 (which means URLs failed) with an internal error."""
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "__init__.py").write_text("import ray_core_that_is_missing\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fetchpool", "--engine", "ray", "http://127.0.0.1:9/"],
+        capture_output=True,
+        env=_env(PYTHONPATH=str(tmp_path)),
+        timeout=60,
+    )
+    assert proc.returncode == 69, proc.stderr.decode()
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and "cannot import Ray" in lines[0] and "fetchpool[ray]" in lines[0], lines
+    assert proc.stdout == b""
+
+
 def test_without_ray_the_engine_is_a_one_line_usage_error(tmp_path) -> None:
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None  # as if not installed\n")
     proc = _spawn("http://127.0.0.1:9/", PYTHONPATH=str(tmp_path))

@@ -125,13 +125,17 @@ class RayPools:
             # (Ray would otherwise write one to ~/.ray/auth_token)
             self._set("RAY_AUTH_MODE", "token")
             self._set("RAY_AUTH_TOKEN", secrets.token_hex(32))
-        with _settings(self._settings()), _run_keeps_signals():
-            import ray
+        try:
+            with _settings(self._settings()), _run_keeps_signals():
+                import ray
 
-            if not ray.is_initialized():
-                _reread_settings()
-                self._silence_cluster_errors()
-                self._init(ray, processes)
+                if not ray.is_initialized():
+                    _reread_settings()
+                    self._silence_cluster_errors()
+                    self._init(ray, processes)
+        except ImportError as exc:  # installed but broken: a half-done upgrade, a stray `ray` module
+            self.shutdown()
+            raise RayUnavailable(f"cannot import Ray: {_reason(exc)} (reinstall it: {EXTRA})") from exc
         return _Stopping(self._pool(ray, processes, initializer, initargs), self)
 
     def _pool(self, ray: Any, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
@@ -390,6 +394,8 @@ def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     if isinstance(exc, ConnectionError) and text.startswith("Failed to connect"):
         return f"no Ray cluster answered there within {3 * CONNECT_TIMEOUT_S} s"
+    if text.startswith("Could not find any running Ray instance"):  # `auto`; Ray's advice names its own flag
+        return "no running Ray found on this machine (start one with `ray start --head`, or give HOST:PORT)"
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
