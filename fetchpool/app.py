@@ -440,7 +440,7 @@ def release_processes() -> None:
     if "fetchpool.pool.rayengine" in sys.modules:
         from .pool.rayengine import remove_folders
 
-        remove_folders()  # a local Ray's own processes die with this one (Ray's fate sharing)
+        remove_folders()  # a local Ray never shut down (a stop while it started): its processes, its folder
 
 
 def exit_now(code: int) -> NoReturn:

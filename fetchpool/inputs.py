@@ -74,17 +74,10 @@ class Target:
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as a plain tuple: a slotted dataclass's default state costs twice the time,
         and every URL crosses to a worker process this way."""
-        return Target, (
-            self.url,
-            self.line,
-            self.input,
-            self.method,
-            self.headers,
-            self.body,
-            self.id,
-            self.meta,
-            self.checks,
-        )
+        return Target, tuple(getattr(self, name) for name in _TARGET_FIELDS)
+
+
+_TARGET_FIELDS: tuple[str, ...] = tuple(Target.__dataclass_fields__)  # in the constructor's order
 
 
 @dataclass(frozen=True, slots=True)

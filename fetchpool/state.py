@@ -15,6 +15,7 @@ Safety, in the order a cron user meets the problems:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -118,7 +119,8 @@ class State:
             self._db = _connect(path)
         except BaseException:
             if created:  # a file refused (not ours, a typo'd name) is left as it was found
-                _remove(path + ".lock")
+                with contextlib.suppress(OSError):
+                    os.unlink(path + ".lock")
             os.close(self._lock_fd)
             raise
 
@@ -172,13 +174,6 @@ class State:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM urls").fetchone()[0])
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _lock(path: str, wait: float) -> int:
