@@ -56,7 +56,8 @@ run_options = group(
         type=click.IntRange(1, MAX_CONCURRENCY),
         default=None,
         metavar="P",
-        help="Worker processes for --engine processes or ray (default: one per CPU); -c is shared among them.",
+        help="Worker processes for --engine processes or ray (default: one per CPU; with --ray-address, one per"
+        " free CPU of the cluster); -c is shared among them.",
     ),
     click.option(
         "--ray-address",

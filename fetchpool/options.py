@@ -212,7 +212,7 @@ class Options:
     save_dir: str | None = None  # each ok body saved under this folder; the record's `saved_to`
     checks: Checks = field(default_factory=Checks)  # body, header, time and certificate checks
     engine: str = "threads"
-    processes: int = 0  # worker processes for the processes and ray engines; 0: one per CPU
+    processes: int = 0  # worker processes for the processes and ray engines; 0: one per CPU (of the cluster joined)
     ray_address: str | None = None  # None: a local Ray started for the run; "auto" or HOST:PORT: join it
 
     def __post_init__(self) -> None:
@@ -236,8 +236,8 @@ class Options:
         if self.engine not in ENGINES:
             raise OptionsError(f"must be one of {', '.join(ENGINES)}; got {self.engine!r}", "engine")
         _number("processes", self.processes, 0, MAX_CONCURRENCY, integer=True)
-        if self.processes == 0:
-            object.__setattr__(self, "processes", _cpu_count())
+        if self.processes == 0 and not (self.engine == "ray" and self.ray_address):
+            object.__setattr__(self, "processes", _cpu_count())  # a joined cluster's free CPUs: known once joined
 
     def _check_numbers(self) -> None:
         _number("concurrency", self.concurrency, 1, MAX_CONCURRENCY, integer=True)

@@ -260,6 +260,49 @@ def test_a_lost_url_is_timed_from_its_first_attempt() -> None:
     assert 1000 <= first.elapsed_ms < 5000
 
 
+class _Cluster:
+    """A cluster that says where its workers connect and how many to run."""
+
+    def __init__(self, host: str, processes: int) -> None:
+        self.host, self.size = host, processes
+        self.asked: list[int] = []
+        self.left = 0
+
+    def join(self, processes: int) -> tuple[str, int]:
+        self.asked.append(processes)
+        return self.host, self.size
+
+    def leave(self) -> None:
+        self.left += 1
+
+
+def test_a_clusters_workers_connect_where_it_says_and_share_c_among_as_many_as_it_runs() -> None:
+    """Joined before the Pool starts: its address for the listener, its count for `-c`'s share;
+    a Pool that cannot start leaves the cluster once."""
+    cluster, started = _Cluster("127.0.0.1", 3), []
+
+    def factory(processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+        started.append((processes, initargs))
+        raise RuntimeError("no Pool here")
+
+    engine = PoolEngine(Options(engine="ray", ray_address="auto", concurrency=8), factory, cluster=cluster)
+    with pytest.raises(RuntimeError, match="no Pool here"):
+        engine.start(lambda seq, outcome: None)
+    engine.shutdown(now=True)
+    assert cluster.asked == [0]  # a join without --processes: the cluster's choice
+    ((processes, (_, address, _, threads, block)),) = started
+    assert (processes, threads, block) == (3, 3, False)  # ceil(8 / 3) threads each, serving on a thread
+    assert address[0] == "127.0.0.1" and address[1] > 0
+    assert cluster.left == 1
+
+
+def test_processes_default_to_one_per_cpu_except_on_a_joined_cluster() -> None:
+    cpus = len(os.sched_getaffinity(0))  # this process's CPUs (a container's), as fetchpool counts them
+    assert Options(engine="ray").processes == Options(engine="processes").processes == cpus
+    assert Options(engine="ray", ray_address="auto").processes == 0  # its free CPUs, known once joined
+    assert Options(engine="ray", ray_address="auto", processes=3).processes == 3
+
+
 # -- the CLI on processes: signals, pipes, nothing left behind ------------------------------------
 
 

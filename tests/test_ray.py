@@ -382,6 +382,101 @@ def test_a_run_without_the_token_is_refused_in_one_line(head, server, tmp_path) 
 
 
 @pytest.mark.slow
+def test_more_processes_than_the_cluster_has_cpus_free_is_one_line(head, server) -> None:
+    """Each worker holds a CPU: asking for more than are free would wait for them."""
+    proc = _spawn(
+        "--processes", "3", "--ray-address", f"127.0.0.1:{head['port']}", server.url("/ok"), HOME=str(head["home"])
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 69 and out == b""
+    assert err.decode().splitlines() == [
+        "fetchpool: the run asks for 3 worker processes, but the Ray cluster has 2 CPUs free "
+        "(one per worker; ask for at most 2)"
+    ]
+    _assert_session_empties(proc.pid)
+
+
+# A second node on this machine, as `ray start --address=HEAD --block` would start it, except
+# that `ray start` refuses to add a node while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps Ray on
+# 127.0.0.1 (and without it every node would listen on the machine's own address). It prints its
+# line once its CPUs are in the cluster's free resources, which a run counts when it joins.
+_SECOND_NODE = """
+import signal, sys, time
+import ray, ray._private.node, ray._private.state
+from ray._private.parameter import RayParams
+
+gcs, cpus, temp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+params = RayParams(
+    node_ip_address="127.0.0.1", node_name="second", num_cpus=cpus, temp_dir=temp,
+    include_dashboard=False, gcs_address=gcs,
+)
+node = ray._private.node.Node(params, head=False, shutdown_at_exit=True, spawn_reaper=True)
+ray.init(address=gcs, log_to_driver=False, configure_logging=False)
+while ray._private.state.available_resources_per_node().get(node.node_id, {}).get("CPU", 0) < cpus:
+    time.sleep(0.01)
+ray.shutdown()
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print("Ray node started", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.fixture
+def second_node(head: dict[str, Any]) -> Iterator[int]:
+    """A second node of 2 CPUs in the head's cluster, in a session of its own: its id."""
+    env = {**_env(HOME=str(head["home"])), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+    gcs, temp = f"127.0.0.1:{head['port']}", str(head["root"] / "ray")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SECOND_NODE, gcs, "2", temp],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"Ray node started\n"
+        yield proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)  # its Node stops its own processes at exit
+        try:
+            proc.wait(timeout=60)
+        finally:
+            for pid in _session(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+    _assert_session_empties(proc.pid)
+
+
+def _actors(sid: int) -> int:
+    return sum(command.startswith("ray::PoolActor") for command in _session(sid).values())
+
+
+@pytest.mark.slow
+def test_on_a_cluster_of_two_nodes_workers_run_on_both_one_per_free_cpu(head, second_node, holding, tmp_path) -> None:
+    """Without --processes a join runs a worker per free CPU of the cluster (2 on the head,
+    2 on the second node), and Ray places them by CPU, so the second node's workers
+    fetch too: they reach the run at the address the cluster knows its machine by."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fetchpool", "--engine", "ray", "--ray-address", f"127.0.0.1:{head['port']}"]
+        + ["-c", "8", "-t", "120", str(_held_input(holding, tmp_path, held=7))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(HOME=str(head["home"])),
+        start_new_session=True,
+    )
+    try:
+        _wait(lambda: holding.held == 7, 120, "7 held URLs")
+        assert (_actors(head["session"]), _actors(second_node)) == (2, 2)
+    finally:
+        holding.release.set()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert sorted(r["line"] for r in _records(out) if r["ok"]) == list(range(1, 9))
+    _assert_session_empties(proc.pid)
+
+
+@pytest.mark.slow
 def test_an_address_with_no_ray_is_one_line_within_seconds(server, tmp_path) -> None:
     """A closed port, and a port where something else answers (an HTTP server): Ray would
     retry for minutes (20 tries of a 30 s wait); the run gives up in seconds."""
@@ -448,7 +543,7 @@ def test_the_environment_set_for_a_run_is_put_back() -> None:
     pools._set("RAY_AUTH_MODE", "token")
     pools._set("RAY_AUTH_TOKEN", "x" * 64)
     assert os.environ["RAY_AUTH_TOKEN"] == "x" * 64
-    pools.shutdown()
+    pools.leave()
     assert dict(os.environ) == before
 
 
@@ -467,7 +562,7 @@ def test_cluster_error_lines_are_not_echoed_during_a_run(capsys: pytest.CaptureF
         ray_worker.print_to_stdstream({"lines": ["A worker died"], "pid": "raylet", "is_err": False}, True)
         ray_worker.print_to_stdstream({"lines": ["from an actor"], "pid": 42, "is_err": False}, True)
     finally:
-        pools.shutdown()
+        pools.leave()
     out = capsys.readouterr().out
     assert "A worker died" not in out and "from an actor" in out
     assert ray_worker.print_to_stdstream is original

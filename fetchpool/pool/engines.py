@@ -29,6 +29,19 @@ START_TIMEOUT = 60.0  # spawning imports requests in every child; a loaded machi
 PoolFactory = Callable[..., Any]  # (processes, initializer, initargs) -> a Pool
 
 
+class Cluster(Protocol):
+    """Machines that workers may run on, reached over TCP (Ray): joined before the Pool starts."""
+
+    def join(self, processes: int) -> tuple[str, int]:
+        """Start or join the cluster: the address its workers reach this process at, and
+        the number of worker processes to run (`processes`, or the cluster's choice for 0)."""
+        ...
+
+    def leave(self) -> None:
+        """Stop what `join` started, or disconnect; at most once per run, even unjoined."""
+        ...
+
+
 class Engine(Protocol):
     def start(self, deliver: Deliver, stopped: threading.Event | None = None) -> None: ...
 
@@ -96,12 +109,15 @@ class PoolEngine:
     """
 
     def __init__(
-        self, options: Options, factory: PoolFactory = process_pool, processes: int | None = None, network: bool = False
+        self,
+        options: Options,
+        factory: PoolFactory = process_pool,
+        processes: int | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.options = options
-        self.network = network  # TCP for workers that may be on other machines (Ray), not a local socket
-        self.processes = min(processes or options.processes, options.concurrency)
-        self.threads = math.ceil(options.concurrency / self.processes)  # -c is shared: ceil(c / P) each
+        self._cluster = cluster  # workers on other machines too: TCP, not a local socket
+        self._size(processes or options.processes)
         self._factory = factory
         self._lock = threading.RLock()
         self._ready = threading.Condition(self._lock)
@@ -115,26 +131,42 @@ class PoolEngine:
         self._authkey = os.urandom(32)
         self._pool: Any = None
 
+    def _size(self, processes: int) -> None:
+        """P processes of ceil(c / P) threads each: `-c` is shared (0 processes: not known yet)."""
+        self.processes = min(processes, self.options.concurrency)
+        self.threads = math.ceil(self.options.concurrency / self.processes) if self.processes else 0
+
     def start(self, deliver: Deliver, stopped: threading.Event | None = None) -> None:
         """Start the workers and wait until they are all connected, or the run is `stopped`."""
-        from multiprocessing.connection import Listener
-
         stopped = stopped or threading.Event()
         if stopped.is_set():
             return  # stopped before it began: nothing to start, nor to stop later
         self._deliver = deliver
-        if self.network:
-            self._listener = Listener(("127.0.0.1", 0), authkey=self._authkey)  # workers on this machine, for now
-        else:
-            self._listener = Listener(self._socket_address(), family="AF_UNIX", authkey=self._authkey)
-        args = (self.options, self._listener.address, self._authkey, self.threads, not self.network)
-        threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()  # Ray's Pool waits
         try:
+            self._listen()
+            args = (self.options, self._listener.address, self._authkey, self.threads, self._cluster is None)
+            threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()  # Ray's Pool waits
             self._pool = self._factory(self.processes, worker.start, args)
-        except Exception:
+        except BaseException:
             self.shutdown(now=True)
             raise
         self._await_children(stopped)
+
+    def _listen(self) -> None:
+        """Where workers connect: a local socket, or for a cluster its address of this machine.
+
+        A cluster's workers may run on any of its machines, so the listener is on the
+        address the cluster knows this machine by (127.0.0.1 for a local or loopback Ray),
+        and the authkey's challenge keeps out anyone else who can reach it.
+        """
+        from multiprocessing.connection import Listener
+
+        if self._cluster is None:
+            self._listener = Listener(self._socket_address(), family="AF_UNIX", authkey=self._authkey)
+            return
+        host, processes = self._cluster.join(self.processes)
+        self._size(processes)
+        self._listener = Listener((host, 0), authkey=self._authkey)
 
     def _socket_address(self) -> str:
         """Where local workers connect: nothing on disk that an exit could leave behind.
@@ -259,7 +291,7 @@ class PoolEngine:
         A first attempt's start is known only to the child, so the time it was sent stands
         for it. A start from a worker on another machine is on another clock: not used.
         """
-        started = job[3] if job[3] is not None and not self.network else sent
+        started = job[3] if job[3] is not None and self._cluster is None else sent
         return worker.internal(job[1], job[2], message, started)
 
     def shutdown(self, now: bool = False) -> None:
@@ -281,6 +313,8 @@ class PoolEngine:
             self._listener.close()
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
+        if self._cluster is not None:
+            self._cluster.leave()
 
     def _wake_acceptor(self) -> None:
         from multiprocessing.connection import Client as Connect

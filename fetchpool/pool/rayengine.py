@@ -2,11 +2,10 @@
 
 Ray is imported only here, only when `--engine ray` is chosen; without it the user gets
 one line naming the extra to install. Facts of Ray's Pool this relies on (checked in its
-source, `python/ray/util/multiprocessing/pool.py`): its actors reserve `num_cpus=0`; the
-initializer runs in the actor's `__init__`, which the Pool waits for (`ping`), so it must
-return (here it starts serving on a thread); it cannot set module globals (#37705), which
-nothing here needs; and the Pool never calls `ray.shutdown()`, so a Ray this run started
-is shut down here. Ray does not restart a dead actor: the run goes on with the others.
+source, `python/ray/util/multiprocessing/pool.py`): the initializer runs in the actor's
+`__init__`, which the Pool waits for (`ping`), so it must return (here it starts serving
+on a thread); it cannot set module globals (#37705), which nothing here needs; and the
+Pool never calls `ray.shutdown()`, so a Ray this run started is shut down here. Ray does not restart a dead actor: the run goes on with the others.
 
 What `ray.init` does to the process that this module undoes or prevents (Ray 2.x source):
 - it prints to stdout: `listen_error_messages` in `_private/worker.py` writes "(raylet) A
@@ -23,8 +22,10 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
   address sends none (`_private/authentication/authentication_token_setup.py`): a local
   run uses a token of its own, in its environment only, and a join refused for want of
   a token tries once more with the one Ray's loader finds;
-- it places actors on any node, but the workers connect back to 127.0.0.1, so the Pool's
-  actors are pinned to this machine's node (a driver always runs on a node).
+- its Pool's actors reserve no CPU, so Ray would crowd them onto one node, also onto a
+  head kept free of work (`--num-cpus=0`): here each reserves one and Ray spreads them.
+  They may run on any machine of the cluster and connect back to this one at the address
+  the cluster knows it by (its node's address: a driver always runs on a node).
 """
 
 from __future__ import annotations
@@ -117,7 +118,13 @@ class RayPools:
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
         self._restore_echo: Callable[[], None] | None = None
 
-    def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+    def join(self, processes: int) -> tuple[str, int]:
+        """Start a local Ray for `processes` workers, or join the cluster of `address`.
+
+        Returns the address the cluster knows this machine by, where its workers on any
+        machine connect back, and the number of worker processes: `processes`, or for 0
+        (a join without `--processes`) the CPUs the cluster has free.
+        """
         if "RAY_USAGE_STATS_ENABLED" not in os.environ:
             self._set("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a run
         if self.address is None and "RAY_AUTH_MODE" not in os.environ:
@@ -134,20 +141,33 @@ class RayPools:
                     self._silence_cluster_errors()
                     self._init(ray, processes)
         except ImportError as exc:  # installed but broken: a half-done upgrade, a stray `ray` module
-            self.shutdown()
+            self.leave()
             raise RayUnavailable(f"cannot import Ray: {_reason(exc)} (reinstall it: {EXTRA})") from exc
-        return _Stopping(self._pool(ray, processes, initializer, initargs), self)
+        return str(ray.util.get_node_ip_address()), self._processes(ray, processes)
 
-    def _pool(self, ray: Any, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
-        """The Pool, its actors on this machine's node: they connect back to 127.0.0.1."""
+    def _processes(self, ray: Any, asked: int) -> int:
+        """`asked`, or the cluster's free CPUs: each worker holds one, so Ray places them
+        where CPUs are free, and a run never waits for CPUs that other work holds."""
+        free = int(ray.available_resources().get("CPU", 0))
+        if asked <= free:
+            return asked or free
+        self.leave()
+        if not free:
+            raise RayUnavailable(f"the Ray cluster at {self.address} has no CPU free for a worker process")
+        raise RayUnavailable(
+            f"the run asks for {asked} worker processes, but the Ray cluster has {free} CPUs free "
+            f"(one per worker; ask for at most {free})"
+        )
+
+    def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+        """The Pool of a joined Ray: one actor per CPU, spread over the cluster's machines."""
         from ray.util.multiprocessing import Pool
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         try:
-            return Pool(processes, initializer, initargs, ray_remote_args={"scheduling_strategy": here})
+            return Pool(
+                processes, initializer, initargs, ray_remote_args={"num_cpus": 1, "scheduling_strategy": "SPREAD"}
+            )
         except ValueError as exc:  # more processes than the cluster has CPUs
-            self.shutdown()
             raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from exc
 
     def _silence_cluster_errors(self) -> None:
@@ -207,7 +227,7 @@ class RayPools:
             else:
                 self._join(ray)
         except BaseException as exc:
-            self.shutdown()
+            self.leave()
             if isinstance(exc, Exception) and not isinstance(exc, RayUnavailable):
                 raise RayUnavailable(f"cannot start a local Ray: {_reason(exc)}") from exc  # the cause for --traceback
             raise
@@ -239,7 +259,7 @@ class RayPools:
                 said.wanted = False
                 raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from exc
 
-    def shutdown(self) -> None:
+    def leave(self) -> None:
         """Shut down the local Ray this run started (or leave the cluster it joined), and
         remove the run's temporary files."""
         if self.started:
@@ -267,17 +287,6 @@ class RayPools:
         """Set an environment variable for the run (Ray's children read it), as it was after."""
         self._kept.setdefault(name, os.environ.get(name))
         os.environ[name] = value
-
-
-class _Stopping:
-    """Ray's Pool, whose `terminate` also shuts down a Ray this run started."""
-
-    def __init__(self, pool: Any, owner: RayPools) -> None:
-        self.pool, self.owner = pool, owner
-
-    def terminate(self) -> None:
-        self.pool.terminate()
-        self.owner.shutdown()
 
 
 def _kill_local_ray() -> None:
@@ -498,4 +507,5 @@ def ray_engine(options: Options) -> Any:
     check_ray()
     from .engines import PoolEngine
 
-    return PoolEngine(options, RayPools(options.ray_address), network=True)
+    pools = RayPools(options.ray_address)
+    return PoolEngine(options, pools, cluster=pools)
