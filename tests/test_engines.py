@@ -296,6 +296,35 @@ def test_a_clusters_workers_connect_where_it_says_and_share_c_among_as_many_as_i
     assert cluster.left == 1
 
 
+def test_a_connection_that_never_proves_itself_holds_up_no_worker(server) -> None:
+    """A cluster's listener is reachable from other machines: something that connects first
+    and says nothing (a port scan) must not keep the run's workers out."""
+    import queue
+    import socket
+
+    from fetchpool.pool.spawn import process_pool
+
+    strangers: list[socket.socket] = []
+
+    def factory(processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+        stranger = socket.socket(socket.AF_UNIX)
+        stranger.connect(initargs[1])
+        strangers.append(stranger)
+        return process_pool(processes, initializer, initargs)
+
+    engine = PoolEngine(options("processes", concurrency=2), factory)
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    try:
+        engine.start(lambda seq, outcome: done.put((seq, outcome)))
+        engine.submit([(7, Target(server.url("/ok"), 1), 1, None)])
+        seq, outcome = done.get(timeout=60)
+    finally:
+        engine.shutdown(now=True)
+        for stranger in strangers:
+            stranger.close()
+    assert seq == 7 and outcome.ok and outcome.status == 200
+
+
 def test_processes_default_to_one_per_cpu_except_on_a_joined_cluster() -> None:
     cpus = len(os.sched_getaffinity(0))  # this process's CPUs (a container's), as fetchpool counts them
     assert Options(engine="ray").processes == Options(engine="processes").processes == cpus

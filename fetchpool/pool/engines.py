@@ -162,11 +162,11 @@ class PoolEngine:
         from multiprocessing.connection import Listener
 
         if self._cluster is None:
-            self._listener = Listener(self._socket_address(), family="AF_UNIX", authkey=self._authkey)
+            self._listener = Listener(self._socket_address(), family="AF_UNIX")  # each admitted by its key
             return
         host, processes = self._cluster.join(self.processes)
         self._size(processes)
-        self._listener = Listener((host, 0), authkey=self._authkey)
+        self._listener = Listener((host, 0))
 
     def _socket_address(self) -> str:
         """Where local workers connect: nothing on disk that an exit could leave behind.
@@ -239,27 +239,44 @@ class PoolEngine:
                     pass  # it died: its receiver turns what it held into records
 
     def _accept(self) -> None:
+        """Take connections; each proves it is the run's on a thread of its own.
+
+        A cluster's listener can be reached from other machines: one that connects and
+        says nothing holds up only its own thread, not the workers that connect after it.
+        """
         while True:
             try:
                 conn = self._listener.accept()
-                pid = conn.recv()
-            except (OSError, EOFError, ValueError):
+            except OSError:
                 if self._closing:
                     return
                 continue
-            except Exception:  # noqa: BLE001 - a failed handshake is not ours
-                continue
-            child = _Child(conn, pid)
-            with self._lock:
-                if self._closing:
-                    conn.close()
-                    return
-                self._children.append(child)
-                self._ready.notify_all()
-                backlog, self._backlog = self._backlog, []
-                if backlog:
-                    self._send(backlog)
-            threading.Thread(target=self._receive, args=(child,), name="fetchpool-receive", daemon=True).start()
+            if self._closing:
+                conn.close()
+                return
+            threading.Thread(target=self._admit, args=(conn,), name="fetchpool-receive", daemon=True).start()
+
+    def _admit(self, conn: Any) -> None:
+        from multiprocessing.connection import answer_challenge, deliver_challenge
+
+        try:
+            deliver_challenge(conn, self._authkey)
+            answer_challenge(conn, self._authkey)
+            pid = conn.recv()
+        except Exception:  # noqa: BLE001 - not one of the run's workers, or gone
+            conn.close()
+            return
+        child = _Child(conn, pid)
+        with self._lock:
+            if self._closing:
+                conn.close()
+                return
+            self._children.append(child)
+            self._ready.notify_all()
+            backlog, self._backlog = self._backlog, []
+            if backlog:
+                self._send(backlog)
+        self._receive(child)
 
     def _receive(self, child: _Child) -> None:
         deliver = self._deliver
@@ -320,7 +337,7 @@ class PoolEngine:
         from multiprocessing.connection import Client as Connect
 
         try:
-            Connect(self._listener.address, authkey=self._authkey).close()
+            Connect(self._listener.address).close()
         except Exception:  # noqa: BLE001 - the acceptor may be gone already
             pass
 
