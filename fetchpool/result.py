@@ -6,6 +6,7 @@ engine can promise exactly one record per input line.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -52,7 +53,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict; the error kind becomes its string; extra keys come last."""
-        d = {name: getattr(self, name) for name in FIELDS}  # asdict() deep-copies: 5x slower
+        d = dict(zip(FIELDS, _shown(self), strict=True))  # asdict() deep-copies: 5x slower
         if self.error is not None:
             d["error"] = self.error.value
         if self.extra:
@@ -61,7 +62,7 @@ class Result:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as a plain tuple: every record crosses back from a worker process."""
-        return Result, tuple(getattr(self, name) for name in _ALL_FIELDS)
+        return Result, _all(self)
 
     @classmethod
     def failed(cls, url: str, line: int, kind: ErrorKind, message: str, source: str = "-") -> Result:
@@ -74,6 +75,7 @@ class Result:
 
 _ALL_FIELDS: tuple[str, ...] = tuple(Result.__dataclass_fields__)
 FIELDS: tuple[str, ...] = tuple(name for name in _ALL_FIELDS if name != "extra")
+_all, _shown = operator.attrgetter(*_ALL_FIELDS), operator.attrgetter(*FIELDS)  # one C call for all fields
 # Keys a record carries only when the feature that fills them is on, in this order.
 EXTRA_FIELDS: tuple[str, ...] = (
     "method",  # JSON-line input that gave its own method
