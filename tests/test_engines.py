@@ -276,6 +276,12 @@ class _Cluster:
         self.left += 1
 
 
+def worker_environ() -> dict[str, str]:
+    from fetchpool.pool.worker import fetch_environ
+
+    return fetch_environ()
+
+
 def test_a_clusters_workers_connect_where_it_says_and_share_c_among_as_many_as_it_runs() -> None:
     """Joined before the Pool starts: its address for the listener, its count for `-c`'s share;
     a Pool that cannot start leaves the cluster once."""
@@ -290,9 +296,10 @@ def test_a_clusters_workers_connect_where_it_says_and_share_c_among_as_many_as_i
         engine.start(lambda seq, outcome: None)
     engine.shutdown(now=True)
     assert cluster.asked == [0]  # a join without --processes: the cluster's choice
-    ((processes, (_, address, _, threads, block)),) = started
+    ((processes, (_, address, _, threads, block, environ)),) = started
     assert (processes, threads, block) == (3, 3, False)  # ceil(8 / 3) threads each, serving on a thread
     assert address[0] == "127.0.0.1" and address[1] > 0
+    assert environ == worker_environ()  # the run's proxies and CA bundle go to workers on other machines
     assert cluster.left == 1
 
 
@@ -323,6 +330,41 @@ def test_a_connection_that_never_proves_itself_holds_up_no_worker(server) -> Non
         for stranger in strangers:
             stranger.close()
     assert seq == 7 and outcome.ok and outcome.status == 200
+
+
+def test_a_connection_that_fails_oddly_under_a_shutdown_ends_its_receiver_quietly() -> None:
+    """Closed by a shutdown while its receiver waits in recv(), a connection can raise
+    TypeError from inside multiprocessing: the receiver ends like at EOF, no traceback,
+    and a URL the worker held still becomes a record."""
+    from fetchpool.pool.engines import _Child
+
+    class Closed:
+        def recv(self) -> Any:
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+
+    got: list[Any] = []
+    engine = PoolEngine(options("processes"))
+    engine._deliver = lambda seq, outcome: got.append((seq, outcome))
+    child = _Child(Closed(), 4242)
+    child.held[3] = ((3, Target("http://127.0.0.1:9/", 1), 1, None), time.monotonic())
+    engine._receive(child)
+    assert [(seq, outcome.error) for seq, outcome in got] == [(3, ErrorKind.INTERNAL)]
+    assert "worker process 4242 ended" in got[0][1].error_message
+
+
+def test_a_worker_takes_the_runs_proxy_and_ca_settings_in_place_of_its_own(monkeypatch) -> None:
+    from fetchpool.pool import worker
+
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/run/ca.pem")
+    monkeypatch.setenv("PATH_OF_NO_INTEREST", "kept")
+    run = worker.fetch_environ()
+    assert run == {"https_proxy": "http://127.0.0.1:3128", "NO_PROXY": "127.0.0.1", "REQUESTS_CA_BUNDLE": "/run/ca.pem"}
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:8080")  # the worker's machine's own
+    monkeypatch.delenv("https_proxy")
+    worker.adopt_environ(run)
+    assert worker.fetch_environ() == run and os.environ["PATH_OF_NO_INTEREST"] == "kept"
 
 
 def test_processes_default_to_one_per_cpu_except_on_a_joined_cluster() -> None:

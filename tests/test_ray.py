@@ -390,10 +390,68 @@ def test_more_processes_than_the_cluster_has_cpus_free_is_one_line(head, server)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 69 and out == b""
     assert err.decode().splitlines() == [
-        "fetchpool: the run asks for 3 worker processes, but the Ray cluster has 2 CPUs free "
-        "(one per worker; ask for at most 2)"
+        f"fetchpool: the run asks for 3 worker processes, but the Ray cluster at 127.0.0.1:{head['port']} "
+        "has 2 CPUs free (one per worker; ask for at most 2)"
     ]
     _assert_session_empties(proc.pid)
+
+
+@pytest.mark.slow
+def test_a_run_on_a_cluster_whose_cpus_another_run_holds_is_one_line(head, holding, tmp_path) -> None:
+    """Each worker holds a CPU: a second run finds none free and says so (Ray's Pool would
+    raise "Processes in the pool must be >0", or wait for CPUs with more asked)."""
+    address = f"127.0.0.1:{head['port']}"
+    first = _spawn(
+        "-c", "4", "-t", "120", "--ray-address", address, str(_held_input(holding, tmp_path)), HOME=str(head["home"])
+    )
+    try:
+        _wait(lambda: holding.held == 4, 120, "4 held URLs")
+        second = subprocess.run(
+            [sys.executable, "-m", "fetchpool", "--engine", "ray", "--ray-address", address, holding.url("/ok")],
+            capture_output=True,
+            env=_env(HOME=str(head["home"])),
+            timeout=120,
+        )
+    finally:
+        holding.release.set()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0 and len(_records(out)) == 5, err.decode()
+    assert second.returncode == 69 and second.stdout == b""
+    assert second.stderr.decode().splitlines() == [
+        f"fetchpool: the Ray cluster at {address} has no CPU free for a worker process "
+        "(its 2 CPUs are all held by other work)"
+    ]
+
+
+@pytest.mark.slow
+def test_a_joined_clusters_workers_fetch_with_the_runs_proxies(head, server) -> None:
+    """Workers start with their node's environment (here the head's `ray start`, which has
+    no proxy): they take the run's proxy settings, so records match the other engines."""
+    port = server.server_address[1]
+    proc = _spawn(
+        "--ray-address",
+        f"127.0.0.1:{head['port']}",
+        f"http://127.0.0.1:{port}/ok",
+        f"http://localhost:{port}/ok",
+        HOME=str(head["home"]),
+        HTTP_PROXY=f"http://127.0.0.1:{_free_port()}",  # nothing listens there
+        NO_PROXY="127.0.0.1",
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err.decode()
+    records = sorted(_records(out), key=lambda r: r["line"])
+    assert [(r["status"], r["error"]) for r in records] == [(200, None), (None, "connect")]
+
+
+@pytest.mark.slow
+def test_a_refusal_found_by_auto_names_the_address_auto_found(head, server, tmp_path) -> None:
+    address = f"127.0.0.1:{head['port']}"
+    proc = _spawn("--ray-address", "auto", server.url("/ok"), HOME=str(tmp_path), RAY_ADDRESS=address)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 69 and out == b""
+    assert err.decode().startswith(
+        f"fetchpool: cannot join the Ray cluster at {address} (found by auto): its token authentication refused"
+    ), err.decode()
 
 
 # A second node on this machine, as `ray start --address=HEAD --block` would start it, except

@@ -144,7 +144,9 @@ class PoolEngine:
         self._deliver = deliver
         try:
             self._listen()
-            args = (self.options, self._listener.address, self._authkey, self.threads, self._cluster is None)
+            local = self._cluster is None
+            environ = None if local else worker.fetch_environ()  # a local child inherits it
+            args = (self.options, self._listener.address, self._authkey, self.threads, local, environ)
             threading.Thread(target=self._accept, name="fetchpool-accept", daemon=True).start()  # Ray's Pool waits
             self._pool = self._factory(self.processes, worker.start, args)
         except BaseException:
@@ -280,16 +282,16 @@ class PoolEngine:
 
     def _receive(self, child: _Child) -> None:
         deliver = self._deliver
-        try:
-            while True:
+        while True:
+            try:
                 batch = child.conn.recv()
-                with self._lock:
-                    for seq, _ in batch:
-                        child.held.pop(seq, None)
-                for seq, outcome in batch:
-                    deliver(seq, outcome)
-        except (EOFError, OSError):
-            pass
+            except Exception:  # noqa: BLE001 - EOF, a reset, or (TypeError) closed under it by a shutdown
+                break
+            with self._lock:
+                for seq, _ in batch:
+                    child.held.pop(seq, None)
+            for seq, outcome in batch:
+                deliver(seq, outcome)
         with self._lock:
             if child in self._children:
                 self._children.remove(child)

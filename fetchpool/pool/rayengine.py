@@ -115,6 +115,7 @@ class RayPools:
         self.address = address
         self.started = False
         self.temp_dir: str | None = None
+        self.joined = address  # the HOST:PORT joined, as the user will know it
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
         self._restore_echo: Callable[[], None] | None = None
 
@@ -149,13 +150,16 @@ class RayPools:
         """`asked`, or the cluster's free CPUs: each worker holds one, so Ray places them
         where CPUs are free, and a run never waits for CPUs that other work holds."""
         free = int(ray.available_resources().get("CPU", 0))
-        if asked <= free:
+        if free and asked <= free:
             return asked or free
+        total = int(ray.cluster_resources().get("CPU", 0))
         self.leave()
+        where = f"the Ray cluster at {self.joined}" if self.address else "the local Ray"
         if not free:
-            raise RayUnavailable(f"the Ray cluster at {self.address} has no CPU free for a worker process")
+            held = f"its {total} CPUs are all held by other work" if total else "it has no CPU"
+            raise RayUnavailable(f"{where} has no CPU free for a worker process ({held})")
         raise RayUnavailable(
-            f"the run asks for {asked} worker processes, but the Ray cluster has {free} CPUs free "
+            f"the run asks for {asked} worker processes, but {where} has {free} CPUs free "
             f"(one per worker; ask for at most {free})"
         )
 
@@ -243,6 +247,7 @@ class RayPools:
         with _stderr_captured() as said:
             try:
                 target = _target(self.address)
+                self.joined = f"{target} (found by auto)" if self.address == "auto" else target
                 init = dict(address=target, log_to_driver=False, configure_logging=False)
                 with _loopback(_host(target) in LOOPBACK):
                     try:
@@ -257,7 +262,7 @@ class RayPools:
                 self.started = True  # to disconnect at the end: the cluster stays up
             except Exception as exc:  # noqa: BLE001 - every way of failing is "cannot join"
                 said.wanted = False
-                raise RayUnavailable(f"cannot join the Ray cluster at {self.address}: {_reason(exc)}") from exc
+                raise RayUnavailable(f"cannot join the Ray cluster at {self.joined}: {_reason(exc)}") from exc
 
     def leave(self) -> None:
         """Shut down the local Ray this run started (or leave the cluster it joined), and

@@ -93,7 +93,32 @@ def setup_process(options: Options) -> None:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
-def start(options: Options, address: Any, authkey: bytes, threads: int, block: bool = True) -> None:
+def fetch_environ() -> dict[str, str]:
+    """The settings of this process's environment that decide how a URL is fetched: its
+    proxies (any `*_proxy`, `no_proxy`, either case, as urllib reads them) and CA bundle."""
+    return {name: value for name, value in os.environ.items() if _fetch_setting(name)}
+
+
+def _fetch_setting(name: str) -> bool:
+    return name.lower().endswith("_proxy") or name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def adopt_environ(environ: dict[str, str]) -> None:
+    """Fetch as the run's process would: a worker on another machine of a cluster starts
+    with that machine's environment (its `ray start`'s), whose proxies are not the run's."""
+    for name in [name for name in os.environ if _fetch_setting(name) and name not in environ]:
+        del os.environ[name]
+    os.environ.update(environ)
+
+
+def start(
+    options: Options,
+    address: Any,
+    authkey: bytes,
+    threads: int,
+    block: bool = True,
+    environ: dict[str, str] | None = None,
+) -> None:
     """Pool initialiser of a worker process: set it up, connect to the parent, serve it.
 
     It never returns: the process serves until the parent closes the connection, then
@@ -108,6 +133,8 @@ def start(options: Options, address: Any, authkey: bytes, threads: int, block: b
     try:
         from multiprocessing.connection import Client as Connect
 
+        if environ is not None:
+            adopt_environ(environ)
         setup_process(options)
         conn = Connect(address, authkey=authkey)
         conn.send(os.getpid())
