@@ -212,7 +212,7 @@ class Options:
     save_dir: str | None = None  # each ok body saved under this folder; the record's `saved_to`
     checks: Checks = field(default_factory=Checks)  # body, header, time and certificate checks
     engine: str = "threads"
-    processes: int = 0  # worker processes for the processes and ray engines; 0: one per CPU (of the cluster joined)
+    processes: int = 0  # worker processes for the processes and ray engines; 0: one per (free, when joined) CPU
     ray_address: str | None = None  # None: a local Ray started for the run; "auto" or HOST:PORT: join it
 
     def __post_init__(self) -> None:

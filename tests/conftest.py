@@ -32,6 +32,8 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     fetchpool's own settings (FETCHPOOL_CONCURRENCY, FETCHPOOL_CONFIG, ...) from a shell."""
     for var in PROXY_VARS + ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.lower().endswith("_proxy")]:  # ftp_proxy, socks_proxy, ...
+        monkeypatch.delenv(var)
     for var in [v for v in os.environ if v.startswith("FETCHPOOL_")]:
         monkeypatch.delenv(var)
 
@@ -44,7 +46,7 @@ def server() -> Iterator[TestServer]:
 
 def cli_env(**extra: str) -> dict[str, str]:
     """Environment for running the CLI as a subprocess: no proxies, no colour games."""
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS and not k.lower().endswith("_proxy")}
     env.update(extra)
     return env
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -332,24 +333,82 @@ def test_a_connection_that_never_proves_itself_holds_up_no_worker(server) -> Non
     assert seq == 7 and outcome.ok and outcome.status == 200
 
 
-def test_a_connection_that_fails_oddly_under_a_shutdown_ends_its_receiver_quietly() -> None:
-    """Closed by a shutdown while its receiver waits in recv(), a connection can raise
-    TypeError from inside multiprocessing: the receiver ends like at EOF, no traceback,
-    and a URL the worker held still becomes a record."""
-    from fetchpool.pool.engines import _Child
+class _Conn:
+    """A worker's connection whose next message cannot be read."""
 
-    class Closed:
-        def recv(self) -> Any:
-            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+    def __init__(self, exc: BaseException) -> None:
+        self.exc, self.closed = exc, False
+
+    def recv(self) -> Any:
+        raise self.exc
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _held_by(conn: _Conn, closing: bool) -> list[Any]:
+    """What a receiver delivers for a URL its worker held when `conn` fails."""
+    from fetchpool.pool.engines import _Child
 
     got: list[Any] = []
     engine = PoolEngine(options("processes"))
     engine._deliver = lambda seq, outcome: got.append((seq, outcome))
-    child = _Child(Closed(), 4242)
+    engine._closing = closing
+    engine._orphaned = True  # no replacement to wait for in a test
+    child = _Child(conn, 4242)
     child.held[3] = ((3, Target("http://127.0.0.1:9/", 1), 1, None), time.monotonic())
+    engine._children.append(child)
     engine._receive(child)
+    assert conn.closed and not engine._children
+    return got
+
+
+def test_a_message_a_worker_sent_that_cannot_be_read_is_a_record_not_a_traceback() -> None:
+    """A worker of another fetchpool version, say: its URLs get `internal` records that say so."""
+    got = _held_by(_Conn(pickle.UnpicklingError("invalid load key, 'x'")), closing=False)
     assert [(seq, outcome.error) for seq, outcome in got] == [(3, ErrorKind.INTERNAL)]
-    assert "worker process 4242 ended" in got[0][1].error_message
+    assert "cannot read what worker process 4242 sent: UnpicklingError" in got[0][1].error_message
+
+
+def test_a_worker_that_ends_during_a_shutdown_gives_no_records() -> None:
+    """A stop abandons what workers held (the summary counts it as not fetched)."""
+    assert _held_by(_Conn(EOFError()), closing=True) == []
+
+
+def test_a_shutdown_hangs_up_connections_still_answering_the_key(server) -> None:
+    """Strangers' connections end with the run: no thread or descriptor of theirs stays."""
+    import socket
+
+    from fetchpool.pool.spawn import process_pool
+
+    strangers: list[socket.socket] = []
+
+    def factory(processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
+        for _ in range(3):
+            stranger = socket.socket(socket.AF_UNIX)
+            stranger.connect(initargs[1])
+            strangers.append(stranger)
+        return process_pool(processes, initializer, initargs)
+
+    engine = PoolEngine(options("processes", concurrency=2), factory)
+    try:
+        engine.start(lambda seq, outcome: None)
+        _wait_for(lambda: len(engine._pending) == 3, "3 strangers pending")
+    finally:
+        engine.shutdown(now=True)
+    for stranger in strangers:
+        stranger.settimeout(30)  # hung up: the challenge's bytes, then EOF (else recv times out)
+        while stranger.recv(4096):
+            pass
+        stranger.close()
+    _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "fetchpool-admit"], "admit threads gone")
+
+
+def _wait_for(predicate: Any, what: str, within: float = 30) -> None:
+    end = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < end, f"still waiting for {what}"
+        time.sleep(0.02)
 
 
 def test_a_worker_takes_the_runs_proxy_and_ca_settings_in_place_of_its_own(monkeypatch) -> None:

@@ -593,6 +593,23 @@ def test_without_ray_the_engine_is_a_one_line_usage_error(tmp_path) -> None:
     ]
 
 
+def test_workers_that_cannot_connect_back_are_one_line_not_a_wait() -> None:
+    """A worker that cannot reach the run's listener (a firewall between the machines)
+    ends in its initializer: the run says so instead of an internal error."""
+    from fetchpool import Options
+    from fetchpool.pool import worker
+    from fetchpool.pool.rayengine import RayPools, RayUnavailable
+
+    pools = RayPools(None)
+    try:
+        host, processes = pools.join(1)
+        nowhere = (host, _free_port())  # nothing listens there
+        with pytest.raises(RayUnavailable, match=f"could not connect back to this machine at {host}:{nowhere[1]}"):
+            pools(processes, worker.start, (Options(), nowhere, b"key", 1, False, {}))
+    finally:
+        pools.leave()
+
+
 def test_the_environment_set_for_a_run_is_put_back() -> None:
     """A library caller's process keeps its environment: no run's token outlives the run."""
     from fetchpool.pool.rayengine import RayPools

@@ -13,6 +13,7 @@ import math
 import os
 import queue
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -26,6 +27,8 @@ from .spawn import process_pool
 from .worker import Deliver, Job
 
 START_TIMEOUT = 60.0  # spawning imports requests in every child; a loaded machine is slow
+ADMIT_TIMEOUT = 30.0  # for a connection to answer the run's key (a worker does in milliseconds)
+MAX_PENDING = 64  # connections answering at once; more are closed unheard
 PoolFactory = Callable[..., Any]  # (processes, initializer, initargs) -> a Pool
 
 
@@ -38,7 +41,7 @@ class Cluster(Protocol):
         ...
 
     def leave(self) -> None:
-        """Stop what `join` started, or disconnect; at most once per run, even unjoined."""
+        """Stop what `join` started, or disconnect; safe to call again, or without a join."""
         ...
 
 
@@ -130,6 +133,7 @@ class PoolEngine:
         self._socket_dir: str | None = None
         self._authkey = os.urandom(32)
         self._pool: Any = None
+        self._pending: set[Any] = set()  # connections still to prove they are the run's
 
     def _size(self, processes: int) -> None:
         """P processes of ceil(c / P) threads each: `-c` is shared (0 processes: not known yet)."""
@@ -168,7 +172,7 @@ class PoolEngine:
             return
         host, processes = self._cluster.join(self.processes)
         self._size(processes)
-        self._listener = Listener((host, 0))
+        self._listener = Listener((host, 0), backlog=max(self.processes, 16))  # they connect all at once
 
     def _socket_address(self) -> str:
         """Where local workers connect: nothing on disk that an exit could leave behind.
@@ -244,7 +248,8 @@ class PoolEngine:
         """Take connections; each proves it is the run's on a thread of its own.
 
         A cluster's listener can be reached from other machines: one that connects and
-        says nothing holds up only its own thread, not the workers that connect after it.
+        says nothing holds up only its own thread for ADMIT_TIMEOUT, not the workers that
+        connect after it, and at most MAX_PENDING such wait at once.
         """
         while True:
             try:
@@ -252,47 +257,64 @@ class PoolEngine:
             except OSError:
                 if self._closing:
                     return
+                time.sleep(0.05)  # out of descriptors, say: not a busy loop
                 continue
-            if self._closing:
-                conn.close()
-                return
-            threading.Thread(target=self._admit, args=(conn,), name="fetchpool-receive", daemon=True).start()
+            with self._lock:
+                if self._closing:
+                    conn.close()
+                    return
+                if len(self._pending) >= MAX_PENDING:
+                    conn.close()
+                    continue
+                self._pending.add(conn)
+            threading.Thread(target=self._admit, args=(conn,), name="fetchpool-admit", daemon=True).start()
 
     def _admit(self, conn: Any) -> None:
+        """A worker if it answers the run's key in time (multiprocessing's challenge, both ways)."""
         from multiprocessing.connection import answer_challenge, deliver_challenge
 
+        timer = threading.Timer(ADMIT_TIMEOUT, _hang_up, (conn,))
+        timer.start()
         try:
             deliver_challenge(conn, self._authkey)
             answer_challenge(conn, self._authkey)
             pid = conn.recv()
-        except Exception:  # noqa: BLE001 - not one of the run's workers, or gone
-            conn.close()
-            return
-        child = _Child(conn, pid)
+        except Exception:  # noqa: BLE001 - not one of the run's workers, too slow, or gone
+            pid = None
+        finally:
+            timer.cancel()
         with self._lock:
-            if self._closing:
+            self._pending.discard(conn)
+            if pid is None or self._closing:
                 conn.close()
                 return
+            child = _Child(conn, pid)
             self._children.append(child)
             self._ready.notify_all()
             backlog, self._backlog = self._backlog, []
             if backlog:
                 self._send(backlog)
+        threading.current_thread().name = "fetchpool-receive"
         self._receive(child)
 
     def _receive(self, child: _Child) -> None:
         deliver = self._deliver
+        message = f"worker process {child.pid} ended while fetching this URL (killed, or out of memory)"
         while True:
             try:
                 batch = child.conn.recv()
-            except Exception:  # noqa: BLE001 - EOF, a reset, or (TypeError) closed under it by a shutdown
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # noqa: BLE001 - a message this fetchpool cannot read (another version?)
+                message = f"cannot read what worker process {child.pid} sent: {type(exc).__name__}: {exc}"[:300]
                 break
             with self._lock:
                 for seq, _ in batch:
                     child.held.pop(seq, None)
             for seq, outcome in batch:
                 deliver(seq, outcome)
-        with self._lock:
+        with self._lock:  # which `_send` holds while it writes to the connection
+            child.conn.close()  # here, not by a shutdown: closing it under a recv() is not safe
             if child in self._children:
                 self._children.remove(child)
             lost, child.held = child.held, {}
@@ -300,7 +322,6 @@ class PoolEngine:
                 return
             if not self._children:
                 threading.Thread(target=self._await_replacement, name="fetchpool-respawn", daemon=True).start()
-        message = f"worker process {child.pid} ended while fetching this URL (killed, or out of memory)"
         for seq, (job, sent) in lost.items():
             deliver(seq, self._lost(job, sent, message))
 
@@ -314,26 +335,35 @@ class PoolEngine:
         return worker.internal(job[1], job[2], message, started)
 
     def shutdown(self, now: bool = False) -> None:
-        """Stop every child at once: a stop has nothing left to wait for, nor has a finished run."""
+        """Stop every child at once: a stop has nothing left to wait for, nor has a finished run.
+
+        Each step runs whatever the one before raised (a Ray whose connection broke), and
+        the cluster is left last in any case.
+        """
         with self._lock:
             if self._closing:
                 return
             self._closing = True
             children, self._children = self._children, []
+            pending, self._pending = set(self._pending), set()
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()  # SIGTERM to each child, then reaped: no zombie stays
-            del pool
-            gc.collect()  # its queues' semaphores unlinked now, or the resource tracker warns at exit
-        for child in children:
-            child.conn.close()  # a child the Pool did not know of sees EOF and exits
-        if self._listener is not None:
-            self._wake_acceptor()
-            self._listener.close()
-        if self._socket_dir is not None:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
-        if self._cluster is not None:
-            self._cluster.leave()
+        try:
+            if pool is not None:
+                pool.terminate()  # SIGTERM to each child, then reaped: no zombie stays
+                del pool
+                gc.collect()  # its queues' semaphores unlinked now, or the resource tracker warns at exit
+        finally:
+            try:
+                for conn in [child.conn for child in children] + list(pending):
+                    _hang_up(conn)  # a child the Pool did not know of sees EOF and exits
+                if self._listener is not None:
+                    self._wake_acceptor()
+                    self._listener.close()
+                if self._socket_dir is not None:
+                    shutil.rmtree(self._socket_dir, ignore_errors=True)
+            finally:
+                if self._cluster is not None:
+                    self._cluster.leave()
 
     def _wake_acceptor(self) -> None:
         from multiprocessing.connection import Client as Connect
@@ -342,6 +372,16 @@ class PoolEngine:
             Connect(self._listener.address).close()
         except Exception:  # noqa: BLE001 - the acceptor may be gone already
             pass
+
+
+def _hang_up(conn: Any) -> None:
+    """End a connection that another thread may be reading: its recv() sees EOF, and
+    that thread closes it (closing it here could free its descriptor under the read)."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # closed already
+        pass
 
 
 def make_engine(options: Options, factory: PoolFactory | None = None) -> Engine:

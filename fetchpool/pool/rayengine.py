@@ -47,6 +47,7 @@ from ..options import Options, OptionsError
 EXTRA = "pip install 'fetchpool[ray]'"
 CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this in all
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+PLACE_TIMEOUT = 30  # for the cluster to give the workers their CPUs
 
 
 _FOLDERS: set[str] = set()  # temp folders of local Rays not yet shut down: removed by a command's exit
@@ -109,13 +110,15 @@ def records_stdout(stream: TextIO) -> TextIO:
 
 
 class RayPools:
-    """A Pool-API factory over Ray: joins `address`, or starts a local Ray for the run."""
+    """A Pool-API factory over Ray, and the cluster it runs on: `join` starts a local Ray
+    for the run or joins `address`, the call starts the Pool, `leave` ends both."""
 
     def __init__(self, address: str | None) -> None:
         self.address = address
         self.started = False
         self.temp_dir: str | None = None
         self.joined = address  # the HOST:PORT joined, as the user will know it
+        self._group: Any = None  # the placement group holding the workers' CPUs
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
         self._restore_echo: Callable[[], None] | None = None
 
@@ -154,25 +157,48 @@ class RayPools:
             return asked or free
         total = int(ray.cluster_resources().get("CPU", 0))
         self.leave()
-        where = f"the Ray cluster at {self.joined}" if self.address else "the local Ray"
+        where = self._where()
         if not free:
             held = f"its {total} CPUs are all held by other work" if total else "it has no CPU"
             raise RayUnavailable(f"{where} has no CPU free for a worker process ({held})")
         raise RayUnavailable(
-            f"the run asks for {asked} worker processes, but {where} has {free} CPUs free "
+            f"the run asks for {asked} worker processes, but {where} has {free} CPU{'s' if free > 1 else ''} free "
             f"(one per worker; ask for at most {free})"
         )
 
     def __call__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> Any:
-        """The Pool of a joined Ray: one actor per CPU, spread over the cluster's machines."""
-        from ray.util.multiprocessing import Pool
+        """The Pool: `processes` actors of one CPU each, spread over the cluster's machines.
 
+        Their CPUs are reserved first, within PLACE_TIMEOUT: Ray's Pool waits for its
+        actors without a limit, and the CPUs counted free may be taken meanwhile (or be
+        fractions on several machines, none of which holds a whole one).
+        """
+        import ray
+        from ray.util.multiprocessing import Pool
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        self._group = ray.util.placement_group([{"CPU": 1}] * processes, strategy="SPREAD")
         try:
-            return Pool(
-                processes, initializer, initargs, ray_remote_args={"num_cpus": 1, "scheduling_strategy": "SPREAD"}
-            )
+            ray.get(self._group.ready(), timeout=PLACE_TIMEOUT)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise RayUnavailable(
+                f"{self._where()} could not give {processes} worker processes one CPU each "
+                f"within {PLACE_TIMEOUT:.0f} s (other work holds them)"
+            ) from exc
+        remote = {"num_cpus": 1, "scheduling_strategy": PlacementGroupSchedulingStrategy(self._group)}
+        try:
+            return Pool(processes, initializer, initargs, ray_remote_args=remote)
         except ValueError as exc:  # more processes than the cluster has CPUs
             raise RayUnavailable(f"the Ray cluster cannot take the run: {_reason(exc)}") from exc
+        except ray.exceptions.RayActorError as exc:  # a worker ended in its initializer
+            host, port = initargs[1]
+            raise RayUnavailable(
+                f"a worker process could not start, or could not connect back to this machine at {host}:{port} "
+                "(can every machine of the cluster reach it on any port?)"
+            ) from exc
+
+    def _where(self) -> str:
+        return f"the Ray cluster at {self.joined}" if self.address else "the local Ray"
 
     def _silence_cluster_errors(self) -> None:
         """Drop the error lines the driver's listener prints for the whole cluster.
@@ -272,6 +298,12 @@ class RayPools:
 
             if self.address is None:
                 _kill_local_ray()
+            elif self._group is not None:  # a joined cluster frees the run's CPUs at once
+                try:
+                    ray.util.remove_placement_group(self._group)
+                except Exception:  # noqa: BLE001 - the cluster may be gone; it frees them with the job
+                    pass
+            self._group = None
             ray.shutdown()
             self.started = False
         if self._restore_echo is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ..retry import retry_delay
 
 Job = tuple[int, Target, int, "float | None"]  # seq, target, attempt, first attempt's start
 Deliver = Callable[[int, Any], None]  # (seq, Result or Again), called from worker threads
+CONNECT_TIMEOUT = 10.0  # for a worker on a cluster's machine to reach the run's listener
 
 
 class Again:
@@ -136,6 +138,8 @@ def start(
         if environ is not None:
             adopt_environ(environ)
         setup_process(options)
+        if isinstance(address, tuple):  # TCP: multiprocessing's connect would wait minutes for no answer
+            socket.create_connection(address, timeout=CONNECT_TIMEOUT).close()
         conn = Connect(address, authkey=authkey)
         conn.send(os.getpid())
     except BaseException:  # noqa: BLE001 - the parent is gone, or we cannot serve it
