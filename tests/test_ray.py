@@ -384,6 +384,7 @@ def test_a_run_without_the_token_is_refused_in_one_line(head, server, tmp_path) 
 @pytest.mark.slow
 def test_more_processes_than_the_cluster_has_cpus_free_is_one_line(head, server) -> None:
     """Each worker holds a CPU: asking for more than are free would wait for them."""
+    _idle(head)  # the CPUs of an earlier test's actors are free again
     proc = _spawn(
         "--processes", "3", "--ray-address", f"127.0.0.1:{head['port']}", server.url("/ok"), HOME=str(head["home"])
     )
@@ -400,6 +401,7 @@ def test_more_processes_than_the_cluster_has_cpus_free_is_one_line(head, server)
 def test_a_run_on_a_cluster_whose_cpus_another_run_holds_is_one_line(head, holding, tmp_path) -> None:
     """Each worker holds a CPU: a second run finds none free and says so (Ray's Pool would
     raise "Processes in the pool must be >0", or wait for CPUs with more asked)."""
+    _idle(head)  # the CPUs of an earlier test's actors are free again
     address = f"127.0.0.1:{head['port']}"
     first = _spawn(
         "-c", "4", "-t", "120", "--ray-address", address, str(_held_input(holding, tmp_path)), HOME=str(head["home"])
@@ -506,6 +508,10 @@ def second_node(head: dict[str, Any]) -> Iterator[int]:
     _assert_session_empties(proc.pid)
 
 
+def _idle(head: dict[str, Any]) -> None:
+    _wait(lambda: not _actors(head["session"]), 60, "the actors of earlier runs to end")
+
+
 def _actors(sid: int) -> int:
     return sum(command.startswith("ray::PoolActor") for command in _session(sid).values())
 
@@ -515,6 +521,7 @@ def test_on_a_cluster_of_two_nodes_workers_run_on_both_one_per_free_cpu(head, se
     """Without --processes a join runs a worker per free CPU of the cluster (2 on the head,
     2 on the second node), and Ray places them by CPU, so the second node's workers
     fetch too: they reach the run at the address the cluster knows its machine by."""
+    _idle(head)  # the CPUs of an earlier test's actors are free again
     proc = subprocess.Popen(
         [sys.executable, "-m", "fetchpool", "--engine", "ray", "--ray-address", f"127.0.0.1:{head['port']}"]
         + ["-c", "8", "-t", "120", str(_held_input(holding, tmp_path, held=7))],
