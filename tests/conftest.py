@@ -1,4 +1,5 @@
-"""Shared fixtures: real loopback servers, and no proxy settings leaking in from the machine."""
+"""Shared fixtures: real loopback servers, and no proxy settings leaking in from the machine;
+under pytest-xdist, the Ray tests one after another, from the start."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ScriptedServer
@@ -86,3 +88,43 @@ def faults() -> Iterator[object]:
 
     with serving() as srv:
         yield srv
+
+
+# -- parallel runs (pytest-xdist): whole modules, and the Ray tests as one unit that starts first ---
+
+RAY_MODULES = ("tests/test_engines.py", "tests/test_ray.py")  # every module with `ray`-marked tests
+RAY_UNIT = "ray"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A `ray` test anywhere else would run beside the others: name its module in RAY_MODULES."""
+    stray = [i.nodeid for i in items if i.get_closest_marker("ray") and i.nodeid.split("::")[0] not in RAY_MODULES]
+    if stray:
+        raise pytest.UsageError(f"add the module of {stray[0]} to RAY_MODULES in tests/conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, which a run may lack
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with the modules of RAY_MODULES as one unit, handed out first.
+
+    Each Ray test starts a local Ray or joins one: two at once on two cores only slow each
+    other down, and a run that joins `auto` must find its own test's cluster, so they run one
+    after another on one worker, and from the start, being the suite's longest chain. Whole
+    modules keep module-scoped fixtures as a run without workers has them (test_engines.py's
+    records on threads are taken once per module, against counters of the session's server).
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class RayFirst(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module: str = super()._split_scope(nodeid)
+            return RAY_UNIT if module in RAY_MODULES else module
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if RAY_UNIT in self.workqueue:
+                self.workqueue.move_to_end(RAY_UNIT, last=False)
+            super()._assign_work_unit(node)
+
+    return RayFirst(config, log)
