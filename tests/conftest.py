@@ -92,26 +92,31 @@ def faults() -> Iterator[object]:
 
 # -- parallel runs (pytest-xdist): whole modules, and the Ray tests as one unit that starts first ---
 
-RAY_MODULES = ("tests/test_engines.py", "tests/test_ray.py")  # every module with `ray`-marked tests
+RAY_MODULE = "tests/test_ray.py"  # Ray tests all; elsewhere a test that starts Ray has a `ray` parameter
 RAY_UNIT = "ray"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A `ray` test anywhere else would run beside the others: name its module in RAY_MODULES."""
-    stray = [i.nodeid for i in items if i.get_closest_marker("ray") and i.nodeid.split("::")[0] not in RAY_MODULES]
-    if stray:
-        raise pytest.UsageError(f"add the module of {stray[0]} to RAY_MODULES in tests/conftest.py")
+def _in_ray_unit(nodeid: str) -> bool:
+    return nodeid.startswith(f"{RAY_MODULE}::") or nodeid.endswith("[ray]")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The scheduler sees test ids only: a `ray` test known otherwise would run beside the others."""
+    if item.get_closest_marker("ray") and not _in_ray_unit(item.nodeid):
+        pytest.fail(f"marked ray: put it in {RAY_MODULE} or give it a `ray` parameter", pytrace=False)
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, which a run may lack
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile` with the modules of RAY_MODULES as one unit, handed out first.
+    """`--dist loadfile`, with the Ray tests as one unit, handed out first.
 
     Each Ray test starts a local Ray or joins one: two at once on two cores only slow each
     other down, and a run that joins `auto` must find its own test's cluster, so they run one
-    after another on one worker, and from the start, being the suite's longest chain. Whole
-    modules keep module-scoped fixtures as a run without workers has them (test_engines.py's
-    records on threads are taken once per module, against counters of the session's server).
+    after another on one worker, from the start, being the suite's longest chain. Every other
+    test runs with its whole module, as a run without workers has it; the rest of a module the
+    Ray unit took tests from goes second, so to another worker (one worker running a module in
+    two pieces would set its module-scoped fixtures up twice: test_engines.py takes its records
+    on threads once, against flaky-URL counters of the session's server).
     """
     if config.getoption("dist") != "loadfile":
         return None
@@ -120,10 +125,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class RayFirst(LoadFileScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             module: str = super()._split_scope(nodeid)
-            return RAY_UNIT if module in RAY_MODULES else module
+            return RAY_UNIT if self.numnodes > 1 and _in_ray_unit(nodeid) else module
 
         def _assign_work_unit(self, node: Any) -> None:
             if RAY_UNIT in self.workqueue:
+                for module in {nodeid.split("::")[0] for nodeid in self.workqueue[RAY_UNIT]} & set(self.workqueue):
+                    self.workqueue.move_to_end(module, last=False)
                 self.workqueue.move_to_end(RAY_UNIT, last=False)
             super()._assign_work_unit(node)
 
