@@ -1,4 +1,5 @@
-"""Shared fixtures: real loopback servers, and no proxy settings leaking in from the machine."""
+"""Shared fixtures: real loopback servers, and no proxy settings leaking in from the machine;
+under pytest-xdist, the Ray tests one after another, from the start."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ScriptedServer
@@ -88,3 +90,50 @@ def faults() -> Iterator[object]:
 
     with serving() as srv:
         yield srv
+
+
+# -- parallel runs (pytest-xdist): whole modules, and the Ray tests as one unit that starts first ---
+
+RAY_MODULE = "tests/test_ray.py"  # Ray tests all; elsewhere a test that starts Ray has a `ray` parameter
+RAY_UNIT = "ray"
+
+
+def _in_ray_unit(nodeid: str) -> bool:
+    return nodeid.startswith(f"{RAY_MODULE}::") or nodeid.endswith("[ray]")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The scheduler sees test ids only: a `ray` test known otherwise would run beside the others."""
+    if item.get_closest_marker("ray") and not _in_ray_unit(item.nodeid):
+        pytest.fail(f"marked ray: put it in {RAY_MODULE} or give it a `ray` parameter", pytrace=False)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, which a run may lack
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the Ray tests as one unit, handed out first.
+
+    Each Ray test starts a local Ray or joins one: two at once on two cores only slow each
+    other down, and a run that joins `auto` must find its own test's cluster, so they run one
+    after another on one worker, from the start, being the suite's longest chain. Every other
+    test runs with its whole module, as a run without workers has it; the rest of a module the
+    Ray unit took tests from goes second, so to another worker (one worker running a module in
+    two pieces would set its module-scoped fixtures up twice: test_engines.py takes its records
+    on threads once, against flaky-URL counters of the session's server).
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class RayFirst(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module: str = super()._split_scope(nodeid)
+            return RAY_UNIT if self.numnodes > 1 and _in_ray_unit(nodeid) else module
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if RAY_UNIT in self.workqueue:
+                for module in {nodeid.split("::")[0] for nodeid in self.workqueue[RAY_UNIT]} & set(self.workqueue):
+                    self.workqueue.move_to_end(module, last=False)
+                self.workqueue.move_to_end(RAY_UNIT, last=False)
+            super()._assign_work_unit(node)
+
+    return RayFirst(config, log)

@@ -58,7 +58,7 @@ not even a TLS ServerHello), `tls-drip` (a handshake record dripped a byte at a 
 
 `seen` lists every request head read, as (path name, time.monotonic()), kept-alive ones too.
 
-Plus, on the server object: `refused_port()` (a port nothing listens on), and `backlog_port`
+Plus, on the server object: `refused_port()` (a port nothing listens on, nor will), and `backlog_port`
 (a socket that listens but never accepts: the kernel completes the handshake, nobody answers).
 `loopback_getaddrinfo` stands in for `socket.getaddrinfo` so no test can look a name up.
 """
@@ -94,6 +94,9 @@ CHUNK_FRAME = b"%x\r\n" % len(BLOCK) + BLOCK + b"\r\n"
 HEAD_LIMIT = 64 * 1024
 
 
+_HELD: list[socket.socket] = []  # the sockets that keep refused ports taken
+
+
 class ClientGone(Exception):
     """The client closed or reset the connection; the behaviour just stops."""
 
@@ -127,10 +130,13 @@ class FaultServer:
 
     @staticmethod
     def refused_port() -> int:
-        """A loopback port with nothing listening (bound, then closed at once)."""
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+        """A loopback port with nothing listening: bound, never listening, and kept bound until
+        the process ends, so that no server of this or another test process (pytest-xdist
+        workers, a Ray) takes it in the meantime. A connection to it is refused at once."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        _HELD.append(s)
+        return s.getsockname()[1]
 
     # -- lifecycle -------------------------------------------------------------------------
 
