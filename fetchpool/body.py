@@ -29,7 +29,7 @@ class _Needle:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.needle = text.encode("utf-8")
+        self.needle = text.encode("utf-8", "surrogateescape")  # bytes of an argument not in UTF-8 as given
         self.tail = b""
         self.found = False
 
@@ -55,7 +55,7 @@ class _Pattern:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.regex = re.compile(text.encode("utf-8"))
+        self.regex = re.compile(text.encode("utf-8", "surrogateescape"))
         self.tail = b""
         self.pending: list[bytes] = []
         self.size = 0

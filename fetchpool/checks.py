@@ -34,9 +34,18 @@ class Checks:
                 re.compile(pattern)
             except re.error as exc:
                 raise CheckSpecError(f"not a valid regular expression {pattern!r}: {exc}") from None
+        for pattern in (*self.expect_regex, *self.reject_regex):
+            try:
+                re.compile(pattern.encode("utf-8", "surrogateescape"))  # bodies are searched as bytes
+            except (UnicodeEncodeError, re.error) as exc:
+                raise CheckSpecError(f"not a valid regular expression {pattern!r} for a body: {exc}") from None
         for text in (*self.expect_body, *self.reject_body):
             if not text:
                 raise CheckSpecError("--expect-body and --reject-body need some text")
+            try:
+                text.encode("utf-8", "surrogateescape")  # what the body is searched for
+            except UnicodeEncodeError:  # a lone surrogate from a JSON line's escape
+                raise CheckSpecError(f"--expect-body and --reject-body need text, not {text!r}") from None
         if self.max_response_ms is not None and not self.max_response_ms > 0:
             raise CheckSpecError("--max-response-time must be a positive number of milliseconds")
         if self.cert_days is not None and self.cert_days < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import ssl
 
 import pytest
@@ -105,3 +106,45 @@ def test_no_title_and_an_endless_title_are_bounded() -> None:
     scan = BodyScan(title=True)
     feed(scan, b"<title>" + b"a" * 100_000, 4096)
     assert scan.title is not None and len(scan.title.text(None) or "") == 8 * 1024
+
+
+def test_an_argument_not_in_utf8_is_looked_for_as_its_bytes_not_an_internal_error(server) -> None:
+    """A shell passes bytes: one that is not UTF-8 reaches Python as a lone surrogate (PEP 383)."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    proc = subprocess.run(
+        [sys.executable.encode(), b"-m", b"fetchpool", b"--expect-body=ok\x80", server.url("/ok").encode()],
+        capture_output=True,
+        env=cli_env(),
+        timeout=60,
+    )
+    [record] = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert proc.returncode == 1 and record["error"] == "check", record  # b"ok\x80" is not in b"ok\n"
+
+
+def test_a_json_lines_lone_surrogate_is_not_text_to_look_for() -> None:
+    with pytest.raises(CheckSpecError, match="need text"):
+        Checks(expect_body=("\ud800",))
+    with pytest.raises(CheckSpecError, match="for a body"):
+        Checks(reject_regex=("a\ud800",))
+
+
+@pytest.mark.parametrize("flag", [b"--expect-regex", b"--reject-regex"])
+def test_a_pattern_not_in_utf8_is_matched_as_its_bytes_not_an_internal_error(server, flag: bytes) -> None:
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    proc = subprocess.run(
+        [sys.executable.encode(), b"-m", b"fetchpool", flag + b"=^ok\x80", server.url("/ok").encode()],
+        capture_output=True,
+        env=cli_env(),
+        timeout=60,
+    )
+    [record] = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert record["error"] == ("check" if flag == b"--expect-regex" else None), record
+    assert proc.returncode == (1 if flag == b"--expect-regex" else 0)
