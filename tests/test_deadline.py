@@ -109,8 +109,13 @@ def test_a_proxy_dripping_its_connect_answer_hits_the_deadline(monkeypatch: pyte
 
 
 def assert_retries_stopped_by_the_deadline(r: Result, start: float, arrivals: list[float]) -> None:
-    """No attempt started after the deadline, and the record says how the retries ended."""
-    assert 2 <= len(arrivals) == r.attempts and max(arrivals) < start + T, (r.attempts, arrivals, start)
+    """No attempt started after the deadline, and the record says how the retries ended.
+
+    The deadline counts from the URL's first attempt, which a loaded machine may start a
+    good tenth of a second after `start`: the first request's arrival stands for it.
+    """
+    assert 2 <= len(arrivals) == r.attempts and min(arrivals) >= start, (r.attempts, arrivals, start)
+    assert max(arrivals) < min(arrivals) + T, (arrivals, start)
     assert not r.ok
     if r.error is None:  # the last wait asked for was refused: the record is the last 503
         assert r.status == 503 and r.elapsed_ms < T * 1000
