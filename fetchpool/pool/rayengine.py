@@ -5,7 +5,8 @@ one line naming the extra to install. Facts of Ray's Pool this relies on (checke
 source, `python/ray/util/multiprocessing/pool.py`): the initializer runs in the actor's
 `__init__`, which the Pool waits for (`ping`), so it must return (here it starts serving
 on a thread); it cannot set module globals (#37705), which nothing here needs; and the
-Pool never calls `ray.shutdown()`, so a Ray this run started is shut down here. Ray does not restart a dead actor: the run goes on with the others.
+Pool never calls `ray.shutdown()`, so a Ray this run started is shut down here. Ray does
+not restart a dead actor: the run goes on with the others.
 
 What `ray.init` does to the process that this module undoes or prevents (Ray 2.x source):
 - it prints to stdout: `listen_error_messages` in `_private/worker.py` writes "(raylet) A
@@ -145,18 +146,17 @@ class RayPools:
                     self._silence_cluster_errors()
                     self._init(ray, processes)
         except ImportError as exc:  # installed but broken: a half-done upgrade, a stray `ray` module
-            self.leave()
             raise RayUnavailable(f"cannot import Ray: {_reason(exc)} (reinstall it: {EXTRA})") from exc
         return str(ray.util.get_node_ip_address()), self._processes(ray, processes)
 
     def _processes(self, ray: Any, asked: int) -> int:
         """`asked`, or the cluster's free CPUs: each worker holds one, so Ray places them
-        where CPUs are free, and a run never waits for CPUs that other work holds."""
+        where CPUs are free, and a run never waits for CPUs that other work holds. (A
+        refusal leaves the cluster through the engine's shutdown, as every failed start.)"""
         free = int(ray.available_resources().get("CPU", 0))
         if free and asked <= free:
             return asked or free
         total = int(ray.cluster_resources().get("CPU", 0))
-        self.leave()
         where = self._where()
         if not free:
             held = f"its {total} CPUs are all held by other work" if total else "it has no CPU"
