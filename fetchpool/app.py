@@ -189,6 +189,7 @@ def drive(
     from .pool import run
     from .pool.worker import setup_process
 
+    switch_interval = sys.getswitchinterval()
     setup_process(options)
     _check_streams(env, files, demo, plan)
     if options.engine == "ray":  # Ray writes to fd 1: the records keep a stdout of their own
@@ -202,6 +203,7 @@ def drive(
     failing = False
     typed = threading.Event() if demo is None and env.stdin_isatty and (not files or "-" in files) else None
     with ExitStack() as stack:
+        stack.callback(sys.setswitchinterval, switch_interval)  # a run inside a caller's process (tests)
         # -- monitor: state, resume, shards, dedupe, metrics (fetchpool.monitor) --
         from .monitor import MonitorPlan, Refused, Watch
 
