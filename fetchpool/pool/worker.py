@@ -28,8 +28,8 @@ Job = tuple[int, Target, int, "float | None"]  # seq, target, attempt, first att
 Deliver = Callable[[int, Any], None]  # (seq, Result or Again), called from worker threads
 CONNECT_TIMEOUT = 10.0  # for a worker on a cluster's machine to reach the run's listener
 # Each thread waiting for the GIL wakes every switch interval to ask for it: at Python's 5 ms,
-# the 200 threads whose replies are ready at -c 256 wake 40,000 times a second, a fifth of
-# the run's CPU. Fetch threads give up the GIL at every socket call anyway, so a longer
+# the 200 threads whose replies are ready at -c 256 wake 40,000 times a second to no use.
+# Fetch threads give up the GIL at every socket call anyway, so a longer
 # interval only lets a thread finish its stretch of Python (one reply) before another runs.
 SWITCH_INTERVAL = 0.05
 
