@@ -586,7 +586,7 @@ def test_a_ray_that_fails_to_import_is_one_line_and_exit_69(tmp_path) -> None:
     )
     assert proc.returncode == 69, proc.stderr.decode()
     lines = proc.stderr.decode().splitlines()
-    assert len(lines) == 1 and "cannot import Ray" in lines[0] and "fetchpool[ray]" in lines[0], lines
+    assert len(lines) == 1 and "cannot import Ray" in lines[0] and "pip install '.[ray]'" in lines[0], lines
     assert proc.stdout == b""
 
 
@@ -596,7 +596,8 @@ def test_without_ray_the_engine_is_a_one_line_usage_error(tmp_path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and out == b""
     assert err.decode().splitlines() == [
-        "fetchpool: --engine ray needs Ray, which is not installed: pip install 'fetchpool[ray]'"
+        "fetchpool: --engine ray needs Ray, which is not installed: "
+        "fetchpool's ray extra: pip install '.[ray]' in its source folder"
     ]
 
 

@@ -117,9 +117,11 @@ class PoolEngine:
         factory: PoolFactory = process_pool,
         processes: int | None = None,
         cluster: Cluster | None = None,
+        respawns: bool = True,
     ) -> None:
         self.options = options
         self._cluster = cluster  # workers on other machines too: TCP, not a local socket
+        self._respawns = respawns  # the Pool replaces a dead worker (multiprocessing's; Ray's does not)
         self._size(processes or options.processes)
         self._factory = factory
         self._lock = threading.RLock()
@@ -217,9 +219,10 @@ class PoolEngine:
     def _await_replacement(self) -> None:
         """Every worker died: give a replacement START_TIMEOUT to connect, else fail what waits.
 
-        multiprocessing's Pool starts replacements; Ray's does not restart its actors.
+        multiprocessing's Pool starts replacements; Ray's does not restart its actors, so
+        with it what waits fails at once rather than after a minute of nothing.
         """
-        end = time.monotonic() + START_TIMEOUT
+        end = time.monotonic() + (START_TIMEOUT if self._respawns else 0.0)
         with self._ready:
             while not self._children and not self._closing and time.monotonic() < end:
                 self._ready.wait(0.1)

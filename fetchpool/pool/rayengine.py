@@ -45,7 +45,7 @@ from typing import Any, TextIO
 
 from ..options import Options, OptionsError
 
-EXTRA = "pip install 'fetchpool[ray]'"
+EXTRA = "fetchpool's ray extra: pip install '.[ray]' in its source folder"  # not on PyPI: the name could be anyone's
 CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this in all
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 PLACE_TIMEOUT = 30  # for the cluster to give the workers their CPUs
@@ -545,4 +545,4 @@ def ray_engine(options: Options) -> Any:
     from .engines import PoolEngine
 
     pools = RayPools(options.ray_address)
-    return PoolEngine(options, pools, cluster=pools)
+    return PoolEngine(options, pools, cluster=pools, respawns=False)  # Ray does not restart the Pool's actors
