@@ -108,6 +108,9 @@ class OutputPlan:
         return "table" if env.stdout_isatty else "jsonl"
 
 
+STUCK_OUTPUT = 1.0  # s a stopped run waits for a write of its records to be taken
+
+
 class Stopper:
     """First Ctrl-C (or SIGTERM) stops the run gracefully; a second Ctrl-C exits at once."""
 
@@ -117,6 +120,7 @@ class Stopper:
         # `ray.init` waits for its servers and never looks at a stop: a Ctrl-C to the job kills
         # those servers too, so the wait would never end. A stop then exits at once.
         self.blocking_start = False
+        self.records: Any = None  # the records' writer, whose write a reader may never take
         self._first = 0.0
         self._keep: tuple[socket.socket, socket.socket] | None = None
 
@@ -136,6 +140,23 @@ class Stopper:
             exit_now(self.code)  # nothing fetched yet, and Ray's start cannot be interrupted
         if self.run is not None:
             self.run.stop()
+        threading.Thread(target=self._watch_output, name="fetchpool-stop-output", daemon=True).start()
+
+    def _watch_output(self) -> None:
+        """Exit once the records have waited STUCK_OUTPUT for a reader that stopped reading.
+
+        A stop writes what finished, but a pipe whose reader takes nothing more (a stuck
+        consumer) blocks that write for good, and Python retries a write a signal
+        interrupted: the stop would wait for the reader. What it could not write is lost
+        to that reader anyway.
+        """
+        while True:
+            time.sleep(0.1)
+            since = getattr(self.records, "writing_since", None)
+            now = time.monotonic()
+            if since is not None and now - max(since, self._first) >= STUCK_OUTPUT:
+                self._close_run()
+                exit_now(self.code or ExitCode.TERMINATED)
 
     def _close_run(self) -> None:
         """Stop the run's workers before exiting at once, waiting a second at most: the main
@@ -223,7 +244,7 @@ def drive(
         if typed is not None:  # URLs typed at the terminal: no live view over what is being typed
             items = _then_set(items, typed)
         fetching = stopper.run = run(items, options)
-        records = _records_writer(env, plan, stack)
+        records = stopper.records = _records_writer(env, plan, stack)
         live = _live_view(env, plan, stats, files, demo, stopper, stack, typed)
         try:
             for batch in watch.batches(fetching.batches(), plan.accept.apply):  # monitor: ok judged, state kept

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
@@ -142,17 +143,27 @@ class Guarded:
     def __init__(self, writer: Any, name: str) -> None:
         self.writer = writer
         self.name = name
+        self.writing_since: float | None = None  # when the write under way began: a reader that stopped reading
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        self.writing_since = time.monotonic()
+        try:
+            with naming("write", self.name):
+                yield
+        finally:
+            self.writing_since = None
 
     def write_batch(self, results: Any) -> None:
-        with naming("write", self.name):
+        with self._writing():
             self.writer.write_batch(results)
 
     def flush(self) -> None:
         flush = getattr(self.writer, "flush", None)
         if flush is not None:
-            with naming("write", self.name):
+            with self._writing():
                 flush()
 
     def close(self) -> None:
-        with naming("write", self.name):
+        with self._writing():
             self.writer.close()
