@@ -207,6 +207,45 @@ def test_a_worker_killed_by_kill_9_gives_internal_records_for_what_it_held(serve
         time.sleep(0.05)
 
 
+class _StartedOnce:
+    """A Pool that starts its processes once and replaces none that dies, as Ray's Pool does."""
+
+    def __init__(self, processes: int, initializer: Any, initargs: tuple[Any, ...]) -> None:
+        import multiprocessing
+
+        spawn = multiprocessing.get_context("spawn")
+        self.procs = [spawn.Process(target=initializer, args=initargs, daemon=True) for _ in range(processes)]
+        for proc in self.procs:
+            proc.start()
+
+    def terminate(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.join()
+
+
+def test_when_every_worker_of_a_pool_that_does_not_replace_them_died_what_waits_fails_at_once(server) -> None:
+    """Ray does not restart the Pool's actors: once none is left, a URL is an `internal` record
+    now, not after START_TIMEOUT of waiting for a replacement that never comes."""
+    import queue
+
+    from fetchpool.pool import engines
+
+    engine = PoolEngine(options("processes", concurrency=2), _StartedOnce, respawns=False)
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    try:
+        engine.start(lambda seq, outcome: done.put((seq, outcome)))
+        for child in list(engine._children):
+            os.kill(child.pid, signal.SIGKILL)
+        _wait_for(lambda: engine._orphaned, "the engine to see that no worker is left")
+        engine.submit([(7, Target(server.url("/ok"), 1), 1, None)])
+        seq, outcome = done.get(timeout=engines.START_TIMEOUT / 2)
+    finally:
+        engine.shutdown(now=True)
+    assert (seq, outcome.error) == (7, ErrorKind.INTERNAL)
+    assert outcome.error_message == "no worker process left to fetch this URL"
+
+
 def test_the_urls_a_killed_worker_held_are_timed_from_when_they_were_sent() -> None:
     """A worker killed while it holds hanging URLs: their `internal` records count the time
     from when they were sent to when the death was noticed, as any record counts its time."""
@@ -503,6 +542,25 @@ def test_a_signal_stops_workers_and_leaves_no_process(server, tmp_path, sig: int
     assert proc.returncode == code, err.decode()
     assert took < 5.0, took  # a stop, not the 8 s the URLs in flight would take (it is ~0.1 s unloaded)
     assert out == b"" and b"Traceback" not in err and b"leaked" not in err, err.decode()
+    _assert_group_empties(proc.pid)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_stop_ends_a_run_whose_reader_stopped_reading(server, tmp_path, engine: str) -> None:
+    """`fetchpool | stuck-consumer` under `timeout` or systemd: one SIGTERM is enough, though
+    the records that finished can never be written."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(server.url(f"/ok?i={i}") + "\n" for i in range(3000)))  # far more than a pipe holds
+    proc = spawn_cli("--engine", engine, "-c", "8", str(urls), env=cli_env())  # stdout: a pipe nobody reads
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    _wait_for(lambda: "pipe" in wchan.read_text(), "the run to block on its full stdout", within=60)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)  # well past the promised second; it waited for the reader for good
+    finally:
+        proc.kill()
+    assert code == 143
+    assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
     _assert_group_empties(proc.pid)
 
 
