@@ -130,8 +130,7 @@ class Stopper:
         if self.code is not None and signum == signal.SIGINT and time.monotonic() - self._first > 0.5:
             if _isatty(sys.stderr):
                 sys.stderr.write("\x1b[?25h")  # give the cursor back
-            self._close_run()
-            exit_now(ExitCode.INTERRUPTED)
+            self._quit(ExitCode.INTERRUPTED)
         if self.code is not None:
             return
         self._first = time.monotonic()
@@ -155,8 +154,11 @@ class Stopper:
             since = getattr(self.records, "writing_since", None)
             now = time.monotonic()
             if since is not None and now - max(since, self._first) >= STUCK_OUTPUT:
-                self._close_run()
-                exit_now(self.code or ExitCode.TERMINATED)
+                self._quit(self.code or ExitCode.TERMINATED)
+
+    def _quit(self, code: ExitCode) -> NoReturn:
+        self._close_run()
+        exit_now(code)
 
     def _close_run(self) -> None:
         """Stop the run's workers before exiting at once, waiting a second at most: the main
