@@ -724,3 +724,91 @@ def test_sigterm_while_a_local_ray_starts_ends_at_once_leaving_none_of_its_proce
     _assert_session_empties(proc.pid)
     assert list(temp.iterdir()) == []
     temp.rmdir()
+
+
+REGISTERED = """
+import ctypes, os, signal, time
+import ray._private.worker as worker
+
+with open("/proc/self/cmdline", "rb") as me:
+    if b"default_worker.py" in me.read():  # a worker that outlives its raylet: no death signal comes
+        ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG
+        open(f"{os.environ['FP_STOPPED']}.{os.getpid()}", "w").close()
+
+connect = worker.connect
+
+
+def session(program):  # processes of this session running `program` (a path's end): the raylet
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                sid = int(stat.read().rsplit(")", 1)[1].split()[3])
+            with open(f"/proc/{entry}/cmdline", "rb") as command:
+                argv = command.read().split(bytes(1))[:2]
+            if sid == os.getsid(0) and any(arg.endswith(program) for arg in argv):
+                found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def ready():  # workers past that line, by the files they left
+    folder, name = os.path.split(os.environ["FP_STOPPED"])
+    return [int(entry.rsplit(".", 1)[1]) for entry in os.listdir(folder) if entry.startswith(name + ".")]
+
+
+def registered(*args, **kwargs):
+    done = connect(*args, **kwargs)
+    if worker.global_worker.mode == worker.SCRIPT_MODE:  # the run's driver, inside ray.init
+        end = time.monotonic() + 120
+        while not (workers := ready()) and time.monotonic() < end:
+            time.sleep(0.05)
+        for pid in workers:  # stuck, as the workers a SIGTERM left hanging in its handler
+            os.kill(pid, signal.SIGSTOP)
+        for pid in session(b"raylet/raylet"):  # ... which dies first
+            os.kill(pid, signal.SIGKILL)
+            while gone(pid) is False:  # until its children have a new parent
+                time.sleep(0.01)
+        with open(os.environ["FP_STOPPED"], "w") as file:
+            file.write(" ".join(map(str, workers)))
+        os.killpg(0, signal.SIGTERM)  # the whole job, as `timeout` sends it
+        time.sleep(60)
+    return done
+
+
+worker.connect = registered
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_driver_registers_leaves_no_worker_behind(tmp_path) -> None:
+    """SIGTERM to the whole job once the driver's core worker is up, still inside
+    `ray.init`, and the raylet dead before workers it had started, which hang: the core
+    worker's failure handler (a stack dump, then abort) must not take the signal, and
+    those workers, re-parented when the raylet died, must not outlive the run."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(REGISTERED)
+    temp = Path(tempfile.mkdtemp(prefix="fp-", dir="/tmp"))
+    stopped = tmp_path / "stopped"
+    proc = _spawn("http://127.0.0.1:9/", RAY_TMPDIR=str(temp), PYTHONPATH=str(site), FP_STOPPED=str(stopped))
+    try:
+        out, err = proc.communicate(timeout=START_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert stopped.read_text(), "no Ray worker had started when the driver registered"
+    assert proc.returncode == 143, err.decode()
+    assert out == b"" and b"Traceback" not in err and b"SIGTERM received" not in err, err.decode()
+    _assert_session_empties(proc.pid)
+    assert list(temp.iterdir()) == []
+    temp.rmdir()

@@ -12,8 +12,10 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
 - it prints to stdout: `listen_error_messages` in `_private/worker.py` writes "(raylet) A
   worker died..." to `sys.stdout`, and the processes it starts inherit fd 1. So fd 1 is
   given to stderr for the whole run and the records get a copy of stdout of their own;
-- it takes SIGTERM: `ray.init` sets a handler that exits 15, and the core worker installs
-  absl's failure handler, which dumps a stack first. The run's handlers are put back;
+- it takes SIGTERM: `ray.init` sets a handler that exits 15, and the driver's core worker
+  installs absl's failure handler, which dumps a stack and aborts. Neither is let in;
+- its processes outlive a raylet that died first (a SIGTERM to the whole job): a local
+  run adopts them (Linux's child subreaper), so that its stop finds and kills them;
 - it turns 127.0.0.1 into the machine's address (`services.resolve_ip_for_localhost`,
   unless `ray_constants.ENABLE_RAY_CLUSTER` is off), so its servers would listen on every
   interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
@@ -31,6 +33,7 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import secrets
@@ -49,6 +52,7 @@ EXTRA = "fetchpool's ray extra: pip install '.[ray]' in its source folder"  # no
 CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this in all
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 PLACE_TIMEOUT = 30  # for the cluster to give the workers their CPUs
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 _FOLDERS: set[str] = set()  # temp folders of local Rays not yet shut down: removed by a command's exit
@@ -122,6 +126,7 @@ class RayPools:
         self._group: Any = None  # the placement group holding the workers' CPUs
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
         self._restore_echo: Callable[[], None] | None = None
+        self._adopting = False  # this process adopts orphans while its local Ray runs
 
     def join(self, processes: int) -> tuple[str, int]:
         """Start a local Ray for `processes` workers, or join the cluster of `address`.
@@ -242,6 +247,7 @@ class RayPools:
             if self.address is None:
                 self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-", dir=_temp_root())
                 _FOLDERS.add(self.temp_dir)
+                self._adopting = _adopt_orphans(True)
                 with _loopback(True):
                     # "local", not None: a RAY_ADDRESS in the environment must not make this a join
                     ray.init(
@@ -306,6 +312,8 @@ class RayPools:
             self._group = None
             ray.shutdown()
             self.started = False
+        if self._adopting:
+            self._adopting = not _adopt_orphans(False)
         if self._restore_echo is not None:
             self._restore_echo()
             self._restore_echo = None
@@ -346,6 +354,51 @@ def _kill_local_ray() -> None:
     ]
     for pid in _descendants(servers) + servers:
         _kill(pid)
+    for pid in _adopted(os.path.dirname(ray_worker.__file__).rsplit(os.sep, 1)[0]):
+        _kill(pid)
+        _reap(pid)
+
+
+def _adopt_orphans(on: bool) -> bool:
+    """Make this process the parent of every orphan below it while a local Ray runs.
+
+    A SIGTERM to the whole job reaches the raylet too, which may die before the workers
+    it was starting: those, stuck registering with it, lived on under init for good.
+    Adopted, they stay descendants of the run, which a stop kills (`remove_folders`) or
+    `leave` finds (`_adopted`). Linux only (elsewhere nothing changes); True if done.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no libc to call: orphans go to init, as without this
+        return False
+
+
+def _adopted(ray_dir: str) -> list[int]:
+    """Ray's processes this one adopted (their parent died first), and theirs.
+
+    Known by their command line: Ray's programs and scripts live under `ray_dir`, and a
+    worker names itself `ray::...`. A library caller's own children are none of those.
+    """
+    mine = []
+    for pid in _descendants([os.getpid()]):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read().decode(errors="replace")
+        except OSError:
+            continue
+        if command.startswith("ray::") or ray_dir + os.sep in command:
+            mine.append(pid)
+    return mine
+
+
+def _reap(pid: int) -> None:
+    """Collect a killed child's exit, if it is this process's (adopted ones are)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # not a child of this process: its parent collects it
+        pass
 
 
 def _kill(pid: int) -> None:
@@ -474,7 +527,14 @@ def _settings(settings: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def _run_keeps_signals() -> Iterator[None]:
-    """Ctrl-C and SIGTERM stay the run's: Ray's handlers are undone after `ray.init`."""
+    """Ctrl-C and SIGTERM stay the run's while `ray.init` runs and after it.
+
+    The driver's core worker would install absl's failure handler for SIGTERM (a stack
+    dump, then abort: exit 134), and ray.init its own "exit 15" one. A SIGTERM to the
+    whole job in the seconds the driver registers then aborted the command before its
+    stop could kill the workers Ray had started, which lived on. Without them the
+    signal reaches Python's handler, whose wakeup byte the stop watcher acts on at once.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -482,15 +542,20 @@ def _run_keeps_signals() -> Iterator[None]:
     utils = _ray_utils()
     setter = getattr(utils, "set_sigterm_handler", None)
     if setter is not None:
-        utils.set_sigterm_handler = lambda handler: None  # ray.init's "exit 15" handler
+        utils.set_sigterm_handler = lambda handler: None
+    from ray._private import ray_constants
+
+    failure_handler = ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True  # the driver's only: read as its core worker starts
     try:
         yield
     finally:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = failure_handler
         if setter is not None:
             utils.set_sigterm_handler = setter
         for signum, handler in kept.items():
             if handler is not None:
-                signal.signal(signum, handler)  # over the core worker's sigaction (absl's)
+                signal.signal(signum, handler)
 
 
 def _ray_utils() -> Any:
