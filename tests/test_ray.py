@@ -557,6 +557,18 @@ def test_an_address_with_no_ray_is_one_line_within_seconds(server, tmp_path) -> 
         _assert_session_empties(proc.pid)
 
 
+def test_an_address_whose_name_does_not_resolve_says_so_at_once(server, tmp_path) -> None:
+    """Ray would retry the name for seconds and then say that nothing answered there."""
+    proc = _spawn("--ray-address", "head.invalid:6379", server.url("/ok"), HOME=str(tmp_path))
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 69 and out == b""
+    [line] = err.decode().splitlines()
+    assert line.startswith(
+        "fetchpool: cannot join the Ray cluster at head.invalid:6379: the name head.invalid does not resolve ("
+    )
+    _assert_session_empties(proc.pid)
+
+
 @pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:0", "127.0.0.1:", ":6379", "ray://127.0.0.1:10001"])
 def test_a_malformed_address_is_a_one_line_usage_error(address: str) -> None:
     proc = _spawn("--ray-address", address, "http://127.0.0.1:9/")

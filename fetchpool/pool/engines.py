@@ -302,7 +302,7 @@ class PoolEngine:
 
     def _receive(self, child: _Child) -> None:
         deliver = self._deliver
-        message = f"worker process {child.pid} ended while fetching this URL (killed, or out of memory)"
+        message = f"worker process {child.pid} ended before it answered for this URL (killed, or out of memory)"
         while True:
             try:
                 batch = child.conn.recv()

@@ -39,6 +39,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -280,6 +281,7 @@ class RayPools:
             try:
                 target = _target(self.address)
                 self.joined = f"{target} (found by auto)" if self.address == "auto" else target
+                _resolves(_host(target))
                 init = dict(address=target, log_to_driver=False, configure_logging=False)
                 with _loopback(_host(target) in LOOPBACK):
                     try:
@@ -468,6 +470,17 @@ def _loopback(on: bool) -> Iterator[None]:
 
 def _host(address: str) -> str:
     return address.rpartition(":")[0]
+
+
+def _resolves(host: str) -> None:
+    """Fail a join at once, in its own words, when the host's name does not resolve
+    (Ray would retry it for seconds and then say that nothing answered)."""
+    try:
+        socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConnectionError(f"the name {host} does not resolve ({exc.strerror})") from exc
+    except (OSError, UnicodeError):  # no resolver to ask, or an odd name: Ray says what it finds
+        pass
 
 
 def _chain(exc: BaseException) -> str:
