@@ -244,6 +244,29 @@ def test_sigterm_to_the_job_stops_the_run_and_its_local_ray_at_once(holding, tmp
     _assert_session_empties(proc.pid)
 
 
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_leaves_nothing_of_its_local_ray(holding, tmp_path) -> None:
+    """kill -9 of fetchpool alone, mid-run: none of its code runs, so its watchdog (a
+    process of its own session) kills the Ray it started and removes its folder. Ray's
+    servers die with the run (Ray's fate sharing), not the agents or actors."""
+    temp = Path(tempfile.mkdtemp(prefix="fp-", dir="/tmp"))
+    proc = _spawn("-c", "4", "-t", "120", str(_held_input(holding, tmp_path)), RAY_TMPDIR=str(temp))
+    assert proc.stdout is not None
+    try:
+        assert json.loads(proc.stdout.readline())["url"] == holding.url("/ok")
+        _wait(lambda: holding.held == 4, 60, "4 held URLs")
+        assert any(command.startswith("ray::PoolActor") for command in _session(proc.pid).values())
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        holding.release.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    _assert_session_empties(proc.pid, within=30)
+    _wait(lambda: list(temp.iterdir()) == [], 30, "the run's Ray folder to go")
+    temp.rmdir()
+
+
 # -- --ray-address: a cluster started with `ray start --head`, and addresses that are not one ------
 
 

@@ -14,8 +14,9 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
   given to stderr for the whole run and the records get a copy of stdout of their own;
 - it takes SIGTERM: `ray.init` sets a handler that exits 15, and the driver's core worker
   installs absl's failure handler, which dumps a stack and aborts. Neither is let in;
-- its processes outlive a raylet that died first (a SIGTERM to the whole job): a local
-  run adopts them (Linux's child subreaper), so that its stop finds and kills them;
+- its processes outlive a raylet that died first (a SIGTERM to the whole job), and all
+  of them a run that ended without shutting Ray down: a local run marks them and kills
+  them by that mark, and so does its watchdog once the run has ended (`raywatch`);
 - it turns 127.0.0.1 into the machine's address (`services.resolve_ip_for_localhost`,
   unless `ray_constants.ENABLE_RAY_CLUSTER` is off), so its servers would listen on every
   interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
@@ -33,7 +34,6 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import secrets
@@ -48,12 +48,12 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ..options import Options, OptionsError
+from . import raywatch
 
 EXTRA = "fetchpool's ray extra: pip install '.[ray]' in its source folder"  # not on PyPI: the name could be anyone's
 CONNECT_TIMEOUT_S = 2  # each of Ray's connect steps when joining; about 3x this in all
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 PLACE_TIMEOUT = 30  # for the cluster to give the workers their CPUs
-PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 _FOLDERS: set[str] = set()  # temp folders of local Rays not yet shut down: removed by a command's exit
@@ -61,15 +61,11 @@ _FOLDERS: set[str] = set()  # temp folders of local Rays not yet shut down: remo
 
 def remove_folders() -> None:
     """A command exiting without shutting down its local Ray (a stop during its start):
-    kill every process it started, then remove its folder.
-
-    Ray's servers die with this process (Ray's fate sharing), but not the raylet's agents.
-    """
-    if _FOLDERS:
-        for pid in _descendants([os.getpid()]):
-            _kill(pid)
+    kill every process of it, then remove its folder (its watchdog checks again after)."""
     while _FOLDERS:
-        shutil.rmtree(_FOLDERS.pop(), ignore_errors=True)
+        folder = _FOLDERS.pop()
+        raywatch.kill_marked(folder, _ray_dir())
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class RayUnavailable(RuntimeError):
@@ -127,7 +123,7 @@ class RayPools:
         self._group: Any = None  # the placement group holding the workers' CPUs
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
         self._restore_echo: Callable[[], None] | None = None
-        self._adopting = False  # this process adopts orphans while its local Ray runs
+        self._watchdog: Any = None  # what ends the local Ray if this process cannot
 
     def join(self, processes: int) -> tuple[str, int]:
         """Start a local Ray for `processes` workers, or join the cluster of `address`.
@@ -248,7 +244,8 @@ class RayPools:
             if self.address is None:
                 self.temp_dir = tempfile.mkdtemp(prefix="fetchpool-ray-", dir=_temp_root())
                 _FOLDERS.add(self.temp_dir)
-                self._adopting = _adopt_orphans(True)
+                self._watchdog = raywatch.start(self.temp_dir, _ray_dir())
+                self._set(raywatch.MARK, self.temp_dir)  # every process of this Ray inherits it
                 with _loopback(True):
                     # "local", not None: a RAY_ADDRESS in the environment must not make this a join
                     ray.init(
@@ -300,13 +297,19 @@ class RayPools:
 
     def leave(self) -> None:
         """Shut down the local Ray this run started (or leave the cluster it joined), and
-        remove the run's temporary files."""
+        remove the run's temporary files.
+
+        A local Ray's processes are SIGKILLed by their mark, also those of a start that
+        failed half-way: `ray.shutdown()` would SIGTERM its servers one by one with a
+        second's wait each (3 s or more once a SIGTERM to the whole job reached them), and
+        not the agents or workers of a raylet that died first. It then only disconnects.
+        """
+        if self.temp_dir is not None:
+            raywatch.kill_marked(self.temp_dir, _ray_dir())
         if self.started:
             import ray
 
-            if self.address is None:
-                _kill_local_ray()
-            elif self._group is not None:  # a joined cluster frees the run's CPUs at once
+            if self.address is not None and self._group is not None:  # a joined cluster frees the run's CPUs at once
                 try:
                     ray.util.remove_placement_group(self._group)
                 except Exception:  # noqa: BLE001 - the cluster may be gone; it frees them with the job
@@ -314,8 +317,6 @@ class RayPools:
             self._group = None
             ray.shutdown()
             self.started = False
-        if self._adopting:
-            self._adopting = not _adopt_orphans(False)
         if self._restore_echo is not None:
             self._restore_echo()
             self._restore_echo = None
@@ -323,6 +324,8 @@ class RayPools:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             _FOLDERS.discard(self.temp_dir)
             self.temp_dir = None
+        raywatch.stop(self._watchdog)
+        self._watchdog = None
         for name, value in self._kept.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -336,102 +339,10 @@ class RayPools:
         os.environ[name] = value
 
 
-def _kill_local_ray() -> None:
-    """SIGKILL the local Ray of this run: its servers and every process its raylet started.
-
-    `ray.shutdown()` stops the servers one by one with a SIGTERM and a second's wait each
-    (3 s or more when a SIGTERM to the whole job, as `timeout` and systemd send, reached
-    them first), and the raylet's agents outlive a raylet that died first. Nothing of a
-    finished or stopped run is left in them; `ray.shutdown()` then finds them dead and
-    only disconnects. Found through /proc: elsewhere the graceful way stays.
-    """
-    import ray._private.worker as ray_worker
-
-    node = ray_worker._global_node
-    if node is None or not os.path.isdir("/proc/self/task"):
-        return
-    # only those still running: the number of one already reaped may be another process's now
-    servers = [
-        info.process.pid for infos in node.all_processes.values() for info in infos if info.process.poll() is None
-    ]
-    for pid in _descendants(servers) + servers:
-        _kill(pid)
-    for pid in _adopted(os.path.dirname(ray_worker.__file__).rsplit(os.sep, 1)[0]):
-        _kill(pid)
-        _reap(pid)
-
-
-def _adopt_orphans(on: bool) -> bool:
-    """Make this process the parent of every orphan below it while a local Ray runs.
-
-    A SIGTERM to the whole job reaches the raylet too, which may die before the workers
-    it was starting: those, stuck registering with it, lived on under init for good.
-    Adopted, they stay descendants of the run, which a stop kills (`remove_folders`) or
-    `leave` finds (`_adopted`). Linux only (elsewhere nothing changes); True if done.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
-    except (OSError, AttributeError):  # no libc to call: orphans go to init, as without this
-        return False
-
-
-def _adopted(ray_dir: str) -> list[int]:
-    """Ray's processes this one adopted (their parent died first), and theirs.
-
-    Known by their command line: Ray's programs and scripts live under `ray_dir`, and a
-    worker names itself `ray::...`. A library caller's own children are none of those.
-    """
-    mine = []
-    for pid in _descendants([os.getpid()]):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as file:
-                command = file.read().decode(errors="replace")
-        except OSError:
-            continue
-        if command.startswith("ray::") or ray_dir + os.sep in command:
-            mine.append(pid)
-    return mine
-
-
-def _reap(pid: int) -> None:
-    """Collect a killed child's exit, if it is this process's (adopted ones are)."""
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:  # not a child of this process: its parent collects it
-        pass
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:  # gone already
-        pass
-
-
-def _descendants(roots: list[int]) -> list[int]:
-    """Every process below `roots`, from /proc's parent links (children before parents)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no /proc: nothing found, nothing killed
-        return []
-    for entry in entries:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found: list[int] = []
-    todo = list(roots)
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found[::-1]
+def _ray_dir() -> str:
+    """Ray's package folder: where every program and script of a Ray process lives."""
+    spec = importlib.util.find_spec("ray")
+    return os.path.dirname(spec.origin) if spec is not None and spec.origin else os.sep + "nonexistent"
 
 
 def _temp_root() -> str:
