@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from fetchpool import Options, fetch, run
 from fetchpool.inputs import Target, parse
+from fetchpool.pool import Run
+from fetchpool.pool.scheduler import WAIT
 from fetchpool.result import ErrorKind
 
 
@@ -127,3 +133,68 @@ def test_a_process_pool_backend_gives_the_same_records(server) -> None:
     items = parse(urls)
     got = sorted((r.line, r.status, r.error) for r in run(items, Options(concurrency=2, retries=0), processes))
     assert got == [(1, 200, None), (2, 404, None), (3, 500, None), (4, None, ErrorKind.UNSUPPORTED_SCHEME)]
+
+
+class _Silent:
+    """An engine that takes jobs and never answers: every URL stays in flight."""
+
+    def start(self, deliver: object, stopped: object = None) -> None:
+        pass
+
+    def submit(self, jobs: object) -> None:
+        pass
+
+    def shutdown(self, now: bool = False) -> None:
+        pass
+
+
+class _Stuck(Exception):
+    pass
+
+
+def _state(tid: int) -> str:
+    return Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread states from /proc")
+def test_a_stop_from_a_signal_handler_ends_a_run_waiting_for_results() -> None:
+    """Ctrl-C's handler runs inside the caller's wait for results. One that outlasts that
+    wait's timeout (as on a loaded machine) left the wait with no deadline (Python before
+    3.13), and after a stop no result comes: the run never ended."""
+    fetching = Run(parse(["http://127.0.0.1:9/never"]), Options(), _Silent())
+
+    def stop(signum: int, frame: object) -> None:
+        fetching.stop()
+        time.sleep(2 * WAIT)  # longer than the wait it interrupted had left
+
+    def stuck(signum: int, frame: object) -> None:
+        raise _Stuck
+
+    main = threading.main_thread()
+    assert threading.current_thread() is main, "signal handlers run on the main thread only"
+    tid = threading.get_native_id()
+
+    def waiting() -> bool:
+        """The main thread is asleep in the collector: waiting for a result."""
+        asleep = _state(tid) == "S"
+        frame = sys._current_frames().get(main.ident)
+        return asleep and frame is not None and frame.f_code.co_name == "_collect"
+
+    def interrupt() -> None:
+        end = time.monotonic() + 30
+        while not waiting() and time.monotonic() < end:
+            time.sleep(0.001)
+        signal.pthread_kill(main.ident, signal.SIGUSR1)  # to that thread, so its wait is interrupted
+
+    previous = signal.signal(signal.SIGUSR1, stop), signal.signal(signal.SIGUSR2, stuck)
+    rescue = threading.Timer(20, signal.pthread_kill, (main.ident, signal.SIGUSR2))
+    try:
+        threading.Thread(target=interrupt, daemon=True).start()
+        rescue.start()
+        assert list(fetching) == []
+    except _Stuck:
+        pytest.fail("the run did not end after a stop from a signal handler")
+    finally:
+        rescue.cancel()
+        signal.signal(signal.SIGUSR1, previous[0])
+        signal.signal(signal.SIGUSR2, previous[1])
