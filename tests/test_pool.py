@@ -152,49 +152,52 @@ class _Stuck(Exception):
     pass
 
 
-def _state(tid: int) -> str:
-    return Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+def _asleep_in(name: str, thread: threading.Thread) -> bool:
+    """`thread` sleeps (in a system call) with `name` its innermost Python function."""
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    frame = sys._current_frames().get(thread.ident or 0)
+    return stat.rsplit(")", 1)[1].split()[0] == "S" and frame is not None and frame.f_code.co_name == name
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread states from /proc")
 def test_a_stop_from_a_signal_handler_ends_a_run_waiting_for_results() -> None:
     """Ctrl-C's handler runs inside the caller's wait for results. One that outlasts that
-    wait's timeout (as on a loaded machine) left the wait with no deadline (Python before
-    3.13), and after a stop no result comes: the run never ended."""
+    wait's timeout (a loaded machine) left the wait with no deadline (Python before 3.13),
+    and after a stop no result comes: the run never ended."""
     fetching = Run(parse(["http://127.0.0.1:9/never"]), Options(), _Silent())
+    main = threading.main_thread()
+    assert threading.current_thread() is main, "signal handlers run on the main thread only"
+
+    stopped = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
         fetching.stop()
-        time.sleep(2 * WAIT)  # longer than the wait it interrupted had left
+        stopped.set()
+        time.sleep(2 * WAIT)  # longer than what the interrupted wait had left
 
     def stuck(signum: int, frame: object) -> None:
         raise _Stuck
 
-    main = threading.main_thread()
-    assert threading.current_thread() is main, "signal handlers run on the main thread only"
-    tid = threading.get_native_id()
-
-    def waiting() -> bool:
-        """The main thread is asleep in the collector: waiting for a result."""
-        asleep = _state(tid) == "S"
-        frame = sys._current_frames().get(main.ident)
-        return asleep and frame is not None and frame.f_code.co_name == "_collect"
-
     def interrupt() -> None:
-        end = time.monotonic() + 30
-        while not waiting() and time.monotonic() < end:
+        """SIGUSR1 to the main thread once it waits for a result (so the wait is what it interrupts)."""
+        end = time.monotonic() + 15
+        while not _asleep_in("_collect", main):
+            if time.monotonic() > end:
+                signal.pthread_kill(main.ident or 0, signal.SIGUSR2)
+                return
             time.sleep(0.001)
-        signal.pthread_kill(main.ident, signal.SIGUSR1)  # to that thread, so its wait is interrupted
+        signal.pthread_kill(main.ident or 0, signal.SIGUSR1)
+        rescue.start()
 
-    previous = signal.signal(signal.SIGUSR1, stop), signal.signal(signal.SIGUSR2, stuck)
     rescue = threading.Timer(20, signal.pthread_kill, (main.ident, signal.SIGUSR2))
+    previous = signal.signal(signal.SIGUSR1, stop), signal.signal(signal.SIGUSR2, stuck)
     try:
         threading.Thread(target=interrupt, daemon=True).start()
-        rescue.start()
-        assert list(fetching) == []
+        results = list(fetching)
     except _Stuck:
-        pytest.fail("the run did not end after a stop from a signal handler")
+        pytest.fail("the run did not end after its stop" if stopped.is_set() else "it never waited for a result")
     finally:
         rescue.cancel()
         signal.signal(signal.SIGUSR1, previous[0])
         signal.signal(signal.SIGUSR2, previous[1])
+    assert results == []
