@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from fetchpool import Options, fetch, run
 from fetchpool.inputs import Target, parse
+from fetchpool.pool import Run
+from fetchpool.pool.scheduler import WAIT
 from fetchpool.result import ErrorKind
 
 
@@ -127,3 +133,71 @@ def test_a_process_pool_backend_gives_the_same_records(server) -> None:
     items = parse(urls)
     got = sorted((r.line, r.status, r.error) for r in run(items, Options(concurrency=2, retries=0), processes))
     assert got == [(1, 200, None), (2, 404, None), (3, 500, None), (4, None, ErrorKind.UNSUPPORTED_SCHEME)]
+
+
+class _Silent:
+    """An engine that takes jobs and never answers: every URL stays in flight."""
+
+    def start(self, deliver: object, stopped: object = None) -> None:
+        pass
+
+    def submit(self, jobs: object) -> None:
+        pass
+
+    def shutdown(self, now: bool = False) -> None:
+        pass
+
+
+class _Stuck(Exception):
+    pass
+
+
+def _asleep_in(name: str, thread: threading.Thread) -> bool:
+    """`thread` sleeps (in a system call) with `name` its innermost Python function."""
+    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+    frame = sys._current_frames().get(thread.ident or 0)
+    return stat.rsplit(")", 1)[1].split()[0] == "S" and frame is not None and frame.f_code.co_name == name
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread states from /proc")
+def test_a_stop_from_a_signal_handler_ends_a_run_waiting_for_results() -> None:
+    """Ctrl-C's handler runs inside the caller's wait for results. One that outlasts that
+    wait's timeout (a loaded machine) left the wait with no deadline (Python before 3.13),
+    and after a stop no result comes: the run never ended."""
+    fetching = Run(parse(["http://127.0.0.1:9/never"]), Options(), _Silent())
+    main = threading.main_thread()
+    assert threading.current_thread() is main, "signal handlers run on the main thread only"
+
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        fetching.stop()
+        stopped.set()
+        time.sleep(2 * WAIT)  # longer than what the interrupted wait had left
+
+    def stuck(signum: int, frame: object) -> None:
+        raise _Stuck
+
+    def interrupt() -> None:
+        """SIGUSR1 to the main thread once it waits for a result (so the wait is what it interrupts)."""
+        end = time.monotonic() + 15
+        while not _asleep_in("_collect", main):
+            if time.monotonic() > end:
+                signal.pthread_kill(main.ident or 0, signal.SIGUSR2)
+                return
+            time.sleep(0.001)
+        signal.pthread_kill(main.ident or 0, signal.SIGUSR1)
+        rescue.start()
+
+    rescue = threading.Timer(20, signal.pthread_kill, (main.ident, signal.SIGUSR2))
+    previous = signal.signal(signal.SIGUSR1, stop), signal.signal(signal.SIGUSR2, stuck)
+    try:
+        threading.Thread(target=interrupt, daemon=True).start()
+        results = list(fetching)
+    except _Stuck:
+        pytest.fail("the run did not end after its stop" if stopped.is_set() else "it never waited for a result")
+    finally:
+        rescue.cancel()
+        signal.signal(signal.SIGUSR1, previous[0])
+        signal.signal(signal.SIGUSR2, previous[1])
+    assert results == []

@@ -42,6 +42,10 @@ class _InputFailed:
         self.exc = exc
 
 
+WAIT = 0.1  # s the caller's thread waits for a result at most before it looks at the clock again
+_WAKE = object()  # put by `stop()`: the caller's thread, if it waits for a result, sees the stop at once
+
+
 def _hostname(url: object) -> str:
     return urlsplit(url).hostname or "" if isinstance(url, str) else ""
 
@@ -115,8 +119,15 @@ class Run:
         self._low = options.concurrency // 2
 
     def stop(self) -> None:
-        """Stop reading input and starting URLs; the iterator then ends after what is done."""
+        """Stop reading input and starting URLs; the iterator then ends after what is done.
+
+        It also wakes the caller's thread waiting for a result. A stop may come from a signal
+        handler, which runs inside that wait, and before Python 3.13 a `SimpleQueue.get` whose
+        timeout a handler outlasted waits for the next item with no deadline: after a stop no
+        result comes (see `_deliver`), so without this item the run would never end.
+        """
         self._stop.set()
+        self._done.put(_WAKE)
 
     def close(self) -> None:
         """Stop at once and stop the engine's workers (the run is not iterated further)."""
@@ -193,6 +204,8 @@ class Run:
                     msg = self._done.get(timeout=self._wake_due())
                 except queue.Empty:
                     continue
+            if msg is _WAKE:
+                continue
             if isinstance(msg, _Parked):
                 self._park(msg)
                 continue
@@ -281,7 +294,7 @@ class Run:
             else:
                 self._offer(what)
         self._pump()
-        return min(0.1, max(self._wakeups[0][0] - now, 0.0)) if self._wakeups else 0.1
+        return min(WAIT, max(self._wakeups[0][0] - now, 0.0)) if self._wakeups else WAIT
 
     def _leftovers(self, held: dict[int, Result]) -> list[Result]:
         """After a stop: what already finished is still written, nothing is waited for.
