@@ -109,6 +109,7 @@ class OutputPlan:
 
 
 STUCK_OUTPUT = 1.0  # s a stopped run waits for a write of its records to be taken
+STOP_DEADLINE = 10.0  # s after a stop, the command exits whatever it still waits for
 
 
 class Stopper:
@@ -139,21 +140,25 @@ class Stopper:
             exit_now(self.code)  # nothing fetched yet, and Ray's start cannot be interrupted
         if self.run is not None:
             self.run.stop()
-        threading.Thread(target=self._watch_output, name="fetchpool-stop-output", daemon=True).start()
+        threading.Thread(target=self._watch_stop, name="fetchpool-stopping", daemon=True).start()
 
-    def _watch_output(self) -> None:
-        """Exit once the records have waited STUCK_OUTPUT for a reader that stopped reading.
+    def _watch_stop(self) -> None:
+        """Exit once the records have waited STUCK_OUTPUT for a reader that stopped reading,
+        and in any case STOP_DEADLINE after the stop.
 
         A stop writes what finished, but a pipe whose reader takes nothing more (a stuck
         consumer) blocks that write for good, and Python retries a write a signal
         interrupted: the stop would wait for the reader. What it could not write is lost
-        to that reader anyway.
+        to that reader anyway. The deadline is for a wait nobody foresaw (a stop normally
+        ends the command within a second): `timeout` and systemd send one SIGTERM, and the
+        command must end with 143 rather than their SIGKILL's 137 some time later.
         """
         while True:
             time.sleep(0.1)
             since = getattr(self.records, "writing_since", None)
             now = time.monotonic()
-            if since is not None and now - max(since, self._first) >= STUCK_OUTPUT:
+            stuck = since is not None and now - max(since, self._first) >= STUCK_OUTPUT
+            if stuck or now - self._first >= STOP_DEADLINE:
                 self._quit(self.code or ExitCode.TERMINATED)
 
     def _quit(self, code: ExitCode) -> NoReturn:

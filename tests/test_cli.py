@@ -174,6 +174,45 @@ def test_a_second_ctrl_c_exits_at_once_even_when_stuck(server, tmp_path) -> None
     assert proc.wait(timeout=20) == ExitCode.INTERRUPTED  # stuck on the pipe, it would never exit
 
 
+STUCK_STOP = """
+import time
+from fetchpool.app import Stopper
+
+
+class Stuck:  # a run that a stop does not end, and whose closing never ends
+    starting = False
+
+    def stop(self):
+        pass
+
+    def close(self):
+        time.sleep(120)
+
+
+stopper = Stopper()
+stopper.run = Stuck()
+stopper.install()
+print("ready", flush=True)
+time.sleep(120)  # the command's main thread, waiting for a run that never ends
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_that_nothing_ends_still_exits_143() -> None:
+    """A wait nobody foresaw after SIGTERM: the command still exits 143 (STOP_DEADLINE
+    later), not by the SIGKILL that `timeout -k` or systemd send in the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == ExitCode.TERMINATED, err.decode()
+
+
 def test_a_forwarded_double_sigint_is_one_press(server, tmp_path) -> None:
     """`timeout` and other wrappers forward the terminal's SIGINT: both arrive at once."""
     path = tmp_path / "slow.txt"
