@@ -33,7 +33,7 @@ MARK = "FETCHPOOL_RAY_RUN"  # in the environment of every process of a run's loc
 
 def start(folder: str, ray_dir: str) -> subprocess.Popen[bytes] | None:
     """The watchdog of the local Ray whose processes carry `folder` as their mark."""
-    if not os.path.isdir("/proc/self"):  # found through /proc only: elsewhere Ray's own shutdown
+    if not os.path.isdir("/proc/self"):  # nothing to find its processes by
         return None
     try:
         return subprocess.Popen(
@@ -61,7 +61,10 @@ def stop(watchdog: subprocess.Popen[bytes] | None) -> None:
 
 def kill_marked(folder: str, ray_dir: str) -> None:
     """SIGKILL every process of Ray's marked with `folder`, until none is left (a raylet
-    that is dying may start one more worker), within a second."""
+    that is dying may start one more worker), within a second. Found through /proc only:
+    elsewhere Ray's own shutdown stops them."""
+    if not os.path.isdir("/proc/self"):
+        return
     end = time.monotonic() + 1.0
     while (found := marked(folder, ray_dir)) and time.monotonic() < end:
         for pid in found:
