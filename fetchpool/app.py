@@ -473,9 +473,18 @@ def release_processes() -> None:
         remove_folders()  # a local Ray never shut down (a stop while it started): its processes, its folder
 
 
+RELEASE_TIMEOUT = 5.0  # s an exit gives stopping what the run started (milliseconds, normally)
+
+
 def exit_now(code: int) -> NoReturn:
-    """End the command at once (no atexit, no waiting for threads), leaving no process behind."""
-    release_processes()
+    """End the command at once (no atexit, no waiting for threads), leaving no process behind.
+
+    Stopping those goes through multiprocessing's private parts (its resource tracker's
+    stop waits for the tracker with no limit): however that goes, the command exits.
+    """
+    releasing = threading.Thread(target=release_processes, name="fetchpool-release", daemon=True)
+    releasing.start()
+    releasing.join(timeout=RELEASE_TIMEOUT)
     os._exit(code)
 
 

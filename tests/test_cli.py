@@ -213,6 +213,23 @@ def test_a_stop_that_nothing_ends_still_exits_143() -> None:
     assert proc.returncode == ExitCode.TERMINATED, err.decode()
 
 
+STUCK_RELEASE = """
+import time
+import fetchpool.pool.spawn as spawn
+from fetchpool import app
+
+spawn.release_processes = lambda: time.sleep(120)  # multiprocessing's tracker never answering
+app.exit_now(7)
+"""
+
+
+def test_an_exit_that_cannot_stop_its_processes_still_exits() -> None:
+    """The exit path stops what multiprocessing started through its private parts, whose
+    resource tracker stop waits with no limit: the command exits RELEASE_TIMEOUT later."""
+    proc = subprocess.run([sys.executable, "-c", STUCK_RELEASE], capture_output=True, timeout=60, env=cli_env())
+    assert proc.returncode == 7, proc.stderr.decode()
+
+
 def test_a_forwarded_double_sigint_is_one_press(server, tmp_path) -> None:
     """`timeout` and other wrappers forward the terminal's SIGINT: both arrive at once."""
     path = tmp_path / "slow.txt"
