@@ -1,9 +1,11 @@
 """`--engine ray` end to end: the CLI as a subprocess on a real local Ray, and on a cluster
 started with `ray start --head` as the README says.
 
-Every run's processes (the CLI, the Ray it starts, its actors) live in the CLI's own
-session (`start_new_session`), so "nothing left behind" is "the session is empty", and
-"bound to loopback" is checked on every listening socket those processes own. The
+Every run's processes are the CLI's own session (`start_new_session`) and the processes
+of the local Ray it starts, whose servers each lead a session of their own (a signal to
+the job must not reach them), known by the run's Ray folder in a RAY_TMPDIR of the
+test's: "nothing left behind" is "none of those is left", and "bound to loopback" is
+checked on every listening socket those processes own. The
 cluster is stopped by SIGTERM to its `ray start --block`: `ray stop` would stop every
 Ray on the machine, other people's too.
 """
@@ -76,11 +78,17 @@ def _env(**extra: str) -> dict[str, str]:
     return {k: v for k, v in cli_env(**extra).items() if not k.startswith("RAY_") or k in extra}
 
 
+_RAY_TEMPS: dict[int, str] = {}  # a run's session -> the RAY_TMPDIR its local Ray's folder is made in
+
+
 def _spawn(*args: str, **env: str) -> subprocess.Popen[bytes]:
+    env.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="fp-", dir="/tmp"))  # short: Ray's socket paths
     command = [sys.executable, "-m", "fetchpool", "--engine", "ray", "--processes", "2", *args]
-    return subprocess.Popen(  # unbuffered: a line read before communicate() must not take more with it
+    proc = subprocess.Popen(  # unbuffered: a line read before communicate() must not take more with it
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(**env), start_new_session=True, bufsize=0
     )
+    _RAY_TEMPS[proc.pid] = env["RAY_TMPDIR"]
+    return proc
 
 
 def _stat(pid: int) -> list[str]:
@@ -88,16 +96,32 @@ def _stat(pid: int) -> list[str]:
 
 
 def _session(sid: int) -> dict[int, str]:
-    """pid -> command line of every process (zombies too) in session `sid`."""
+    """pid -> command line of every process (zombies too) of the run whose CLI leads session
+    `sid`: that session, and the processes of the run's local Ray, each of its servers in a
+    session of its own, known by the run's Ray folder (on their command line, or a file of
+    it open)."""
+    folder = _RAY_TEMPS.get(sid)
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int(_stat(int(entry.name))[3]) == sid:
+                if int(_stat(int(entry.name))[3]) == sid or (folder and _in_folder(entry, folder)):
                     found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except (OSError, IndexError, ValueError):
                 continue
     return found
+
+
+def _in_folder(process: Path, folder: str) -> bool:
+    if f"{folder}/".encode() in (process / "cmdline").read_bytes():
+        return True
+    for fd in (process / "fd").iterdir():
+        try:
+            if os.readlink(fd).startswith(f"{folder}/"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _assert_session_empties(sid: int, within: float = 60) -> None:
@@ -739,7 +763,9 @@ def test_sigterm_while_a_local_ray_starts_ends_at_once_leaving_none_of_its_proce
     proc = _spawn("http://127.0.0.1:9/", RAY_TMPDIR=str(temp))
     try:
         _wait(lambda: _raylet(proc.pid) is not None, START_S, "the run's raylet")
-        os.kill(_raylet(proc.pid) or 0, signal.SIGSTOP)
+        raylet = _raylet(proc.pid) or 0
+        assert int(_stat(raylet)[3]) not in (proc.pid, os.getsid(0))  # a signal to the job does not reach it
+        os.kill(raylet, signal.SIGSTOP)
         if platform.machine() in WAITING:
             _wait(lambda: _waiting(proc.pid), START_S, "ray.init waiting for its raylet")
         sent = time.monotonic()
@@ -773,15 +799,14 @@ with open("/proc/self/cmdline", "rb") as me:
 connect = worker.connect
 
 
-def session(program):  # processes of this session running `program` (a path's end): the raylet
+def run(program):  # processes of this run's Ray running `program` (a path's end): the raylet
     found = []
     for entry in os.listdir("/proc"):
         try:
-            with open(f"/proc/{entry}/stat") as stat:
-                sid = int(stat.read().rsplit(")", 1)[1].split()[3])
             with open(f"/proc/{entry}/cmdline", "rb") as command:
-                argv = command.read().split(bytes(1))[:2]
-            if sid == os.getsid(0) and any(arg.endswith(program) for arg in argv):
+                line = command.read()
+            argv = line.split(bytes(1))[:2]
+            if os.environ["RAY_TMPDIR"].encode() in line and any(arg.endswith(program) for arg in argv):
                 found.append(int(entry))
         except (OSError, ValueError):
             continue
@@ -809,7 +834,7 @@ def registered(*args, **kwargs):
             time.sleep(0.05)
         for pid in workers:  # stuck, as the workers a SIGTERM left hanging in its handler
             os.kill(pid, signal.SIGSTOP)
-        for pid in session(b"raylet/raylet"):  # ... which dies first
+        for pid in run(b"raylet/raylet"):  # ... which dies first
             os.kill(pid, signal.SIGKILL)
             while gone(pid) is False:  # until its children have a new parent
                 time.sleep(0.01)

@@ -14,9 +14,11 @@ What `ray.init` does to the process that this module undoes or prevents (Ray 2.x
   given to stderr for the whole run and the records get a copy of stdout of their own;
 - it takes SIGTERM: `ray.init` sets a handler that exits 15, and the driver's core worker
   installs absl's failure handler, which dumps a stack and aborts. Neither is let in;
-- its processes outlive a raylet that died first (a SIGTERM to the whole job), and all
-  of them a run that ended without shutting Ray down: a local run marks them and kills
-  them by that mark, and so does its watchdog once the run has ended (`raywatch`);
+- its servers are in the run's process group, so a signal to the job killed them under
+  `ray.init`'s waits: here each starts a session of its own (`_servers_apart`);
+- its processes outlive a raylet that died first, and all of them a run that ended
+  without shutting Ray down: a local run finds them by its folder and kills them, and so
+  does its watchdog once the run has ended (`raywatch`);
 - it turns 127.0.0.1 into the machine's address (`services.resolve_ip_for_localhost`,
   unless `ray_constants.ENABLE_RAY_CLUSTER` is off), so its servers would listen on every
   interface; with it off for a local or loopback run they listen on 127.0.0.1 only;
@@ -246,7 +248,7 @@ class RayPools:
                 _FOLDERS.add(self.temp_dir)
                 self._watchdog = raywatch.start(self.temp_dir, _ray_dir())
                 self._set(raywatch.MARK, self.temp_dir)  # every process of this Ray inherits it
-                with _loopback(True):
+                with _loopback(True), _servers_apart():
                     # "local", not None: a RAY_ADDRESS in the environment must not make this a join
                     ray.init(
                         address="local",
@@ -480,6 +482,35 @@ def _run_keeps_signals() -> Iterator[None]:
         for signum, handler in kept.items():
             if handler is not None:
                 signal.signal(signum, handler)
+
+
+@contextmanager
+def _servers_apart() -> Iterator[None]:
+    """Each process `ray.init` starts goes in a session of its own.
+
+    A signal to the job's process group (a terminal's Ctrl-C, `timeout`) then reaches the
+    run alone, which stops its Ray itself. Before, a SIGTERM to the job also killed the
+    raylet that the driver was registering with, inside `ray.init`, where Ray holds the
+    GIL: nothing of the run could act, and Ray exited 1 some 10-30 s later (as it still
+    does when systemd signals every process of a service at that moment). The servers
+    still die with the run (Ray's PR_SET_PDEATHSIG, set in the pre-exec hook wrapped
+    here), and what they start (agents, workers) shares their session.
+    """
+    utils = _ray_utils()
+    shared = getattr(utils, "set_kill_on_parent_death_linux", None)
+    if shared is None:  # another Ray: its processes stay in the run's session
+        yield
+        return
+
+    def apart() -> None:
+        shared()
+        os.setsid()
+
+    utils.set_kill_on_parent_death_linux = apart
+    try:
+        yield
+    finally:
+        utils.set_kill_on_parent_death_linux = shared
 
 
 def _ray_utils() -> Any:
