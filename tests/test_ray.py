@@ -698,17 +698,33 @@ def test_cluster_error_lines_are_not_echoed_during_a_run(capsys: pytest.CaptureF
 
     from fetchpool.pool.rayengine import RayPools
 
-    original = ray_worker.print_to_stdstream
+    original, hook = ray_worker.print_to_stdstream, threading.excepthook
+    raised: list[str] = []
+
+    def callers(args: Any) -> None:  # the caller's own hook
+        raised.append(args.thread.name)
+
+    threading.excepthook = callers
     pools = RayPools(None)
     pools._silence_cluster_errors()
     try:
         ray_worker.print_to_stdstream({"lines": ["A worker died"], "pid": "raylet", "is_err": False}, True)
         ray_worker.print_to_stdstream({"lines": ["from an actor"], "pid": 42, "is_err": False}, True)
+        for name in ("ray_listen_error_messages", "not-rays"):  # the listener, when the run kills its Ray
+            thread = threading.Thread(target=_raise_rpc_error, name=name)
+            thread.start()
+            thread.join()
     finally:
         pools.leave()
+        after, threading.excepthook = threading.excepthook, hook
     out = capsys.readouterr().out
     assert "A worker died" not in out and "from an actor" in out
-    assert ray_worker.print_to_stdstream is original
+    assert raised == ["not-rays"]  # Ray's listener's traceback dropped, the caller's threads' kept
+    assert ray_worker.print_to_stdstream is original and after is callers  # both put back
+
+
+def _raise_rpc_error() -> None:
+    raise ConnectionResetError("recvmsg:Connection reset by peer")
 
 
 @pytest.mark.slow

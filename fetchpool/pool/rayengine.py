@@ -205,23 +205,37 @@ class RayPools:
         return f"the Ray cluster at {self.joined}" if self.address else "the local Ray"
 
     def _silence_cluster_errors(self) -> None:
-        """Drop the error lines the driver's listener prints for the whole cluster.
+        """Drop the error lines the driver's listener prints for the whole cluster, and the
+        tracebacks of Ray's own threads in this process.
 
         `listen_error_messages` (`_private/worker.py`) prints every "(raylet) A worker
         died..." it hears, including for actors of runs that ended before this one
         (their messages carry no job id). A worker of this run that dies is already an
-        `internal` record naming its process; the rest is Ray's logs' business.
+        `internal` record naming its process; the rest is Ray's logs' business. That
+        listener dies with an `RpcError` traceback when the run kills its local Ray (a
+        stop while Ray starts): `ray.shutdown()` joins it before the hook is put back.
         """
         import ray._private.worker as ray_worker
 
         echo = ray_worker.print_to_stdstream
-        self._restore_echo = lambda: setattr(ray_worker, "print_to_stdstream", echo)
+        hook = threading.excepthook
+
+        def restore() -> None:
+            ray_worker.print_to_stdstream = echo
+            threading.excepthook = hook
+
+        self._restore_echo = restore
 
         def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
             if data.get("pid") != "raylet":
                 echo(data, ignore_prefix)
 
+        def unraised(args: Any) -> None:
+            if args.thread is None or not args.thread.name.startswith("ray_"):
+                hook(args)
+
         ray_worker.print_to_stdstream = quiet
+        threading.excepthook = unraised
 
     def _settings(self) -> dict[str, str]:
         """Environment for `ray.init` only: loopback when local, short waits when joining.
