@@ -118,8 +118,8 @@ class Stopper:
     def __init__(self) -> None:
         self.code: ExitCode | None = None
         self.run: Any = None
-        # `ray.init` waits for its servers and never looks at a stop: a Ctrl-C to the job kills
-        # those servers too, so the wait would never end. A stop then exits at once.
+        # `ray.init` never looks at a stop, and holds the interpreter in C++ waits for its
+        # servers (for good if a signal to every process killed them). A stop then exits at once.
         self.blocking_start = False
         self.records: Any = None  # the records' writer, whose write a reader may never take
         self._first = 0.0

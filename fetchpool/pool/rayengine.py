@@ -124,7 +124,7 @@ class RayPools:
         self.joined = address  # the HOST:PORT joined, as the user will know it
         self._group: Any = None  # the placement group holding the workers' CPUs
         self._kept: dict[str, str | None] = {}  # the environment as it was before the run
-        self._restore_echo: Callable[[], None] | None = None
+        self._restore_output: Callable[[], None] | None = None
         self._watchdog: Any = None  # what ends the local Ray if this process cannot
 
     def join(self, processes: int) -> tuple[str, int]:
@@ -224,7 +224,7 @@ class RayPools:
             ray_worker.print_to_stdstream = echo
             threading.excepthook = hook
 
-        self._restore_echo = restore
+        self._restore_output = restore
 
         def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
             if data.get("pid") != "raylet":
@@ -333,9 +333,9 @@ class RayPools:
             self._group = None
             ray.shutdown()
             self.started = False
-        if self._restore_echo is not None:
-            self._restore_echo()
-            self._restore_echo = None
+        if self._restore_output is not None:
+            self._restore_output()
+            self._restore_output = None
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             _FOLDERS.discard(self.temp_dir)
@@ -482,7 +482,7 @@ def _run_keeps_signals() -> Iterator[None]:
     utils = _ray_utils()
     setter = getattr(utils, "set_sigterm_handler", None)
     if setter is not None:
-        utils.set_sigterm_handler = lambda handler: None
+        utils.set_sigterm_handler = lambda handler: None  # ray.init's "exit 15" handler
     from ray._private import ray_constants
 
     failure_handler = ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER

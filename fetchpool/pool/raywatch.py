@@ -6,9 +6,9 @@ the run's environment, where a variable (MARK) names it too. That finds them whe
 they were re-parented and whatever title they gave themselves (a title may cover the
 environment as well: the agents' does). The run kills them so when it leaves its Ray or
 exits. It may also end in ways that run none of its code: `kill -9`, or Ray's own fatal
-exit, which a SIGTERM to the whole job causes while the driver registers with a raylet
-that the same signal killed (the driver holds the GIL there, so no thread of the run can
-act, and Ray exits 1 some seconds later). The watchdog, a small process of its own
+exit when the raylet the driver registers with dies under it (systemd signalling every
+process of a service at that moment: the driver holds the GIL there, so no thread of the
+run can act, and Ray exits 1 some seconds later). The watchdog, a small process of its own
 session, waits for the run's end (its stdin closes) and then does the same: kill what
 is found, remove the folder.
 
